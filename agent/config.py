@@ -1,0 +1,206 @@
+"""Agent behaviour config: the packaged default, a user file, then flags; validated in one place."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from agent.errors import ConfigError
+from agent.tools.base import Effect
+
+DEFAULT_MODEL = "huggingface/moonshotai/Kimi-K2.6"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+
+class LLMConfig(_Strict):
+    timeout: float = 180.0
+    """Seconds one model request may take, streaming included."""
+    max_retries: int = 4
+    """Retries of a retryable failure (rate limit, overload, timeout, broken stream)."""
+    backoff_base: float = 2.0
+    """First retry delay in seconds; doubles each time, with jitter, capped by backoff_max."""
+    backoff_max: float = 60.0
+    api_key_env: str | None = None
+    """Environment variable holding the API key, when the provider's usual one does not apply."""
+    temperature: float | None = None
+    max_output_tokens: int | None = None
+    prompt_caching: bool = True
+    """Mark cache breakpoints for providers that support them (Anthropic)."""
+
+
+class ContextConfig(_Strict):
+    compact_at: float = Field(0.8, gt=0.1, le=1.0)
+    """Compact when the prompt passes this share of the model's context window."""
+    keep_recent_messages: int = 8
+    """Messages at the end of the history that compaction keeps verbatim."""
+    tool_output_chars: int = 16_000
+    """Tool output longer than this is cut (head and tail kept) and spilled to a file."""
+    context_window: int | None = None
+    """Override the model's context window (tokens)."""
+
+
+class ApprovalConfig(_Strict):
+    ask: list[Effect] = [Effect.EXECUTE, Effect.SPEND, Effect.PUBLISH, Effect.DESTRUCTIVE]
+    """Effects a human must approve (interactive prompt, or an approval card on GitHub)."""
+    deny: list[Effect] = []
+    """Effects never allowed."""
+    headless_auto: list[Effect] = [Effect.EXECUTE, Effect.NETWORK]
+    """In headless runs, `ask` effects approved without a human; the rest are denied."""
+
+
+class MCPServerConfig(_Strict):
+    command: str | None = None
+    """Executable of a stdio server."""
+    args: list[str] = []
+    env: dict[str, str] = {}
+    cwd: str | None = None
+    url: str | None = None
+    """Endpoint of a streamable-HTTP server."""
+    headers: dict[str, str] = {}
+    effects: list[Effect] | None = None
+    """Effects of this server's tools; by default taken from the tools' annotations."""
+    tools: list[str] | None = None
+    """Only these tools of the server (all when unset)."""
+    timeout: float = 60.0
+
+
+class TraceUploadConfig(_Strict):
+    enabled: bool = False
+    """Upload each session's trace to a private Hub dataset (opt-in)."""
+    repo: str | None = None
+    """Dataset repo id; default `<hf user>/ml-intern-traces`."""
+    private: bool = True
+
+
+class AgentConfig(_Strict):
+    model: str = DEFAULT_MODEL
+    """Any litellm model id; `huggingface/<org>/<model>` goes through HF Inference Providers."""
+    base_url: str | None = None
+    """An OpenAI-compatible endpoint (vLLM, llama.cpp, LM Studio, OpenRouter...)."""
+    stream: bool = True
+    max_iterations: int = Field(300, ge=1)
+    """Model calls in one turn before the turn stops."""
+    budget_usd: float | None = Field(None, ge=0)
+    """Stop the run once this much has been spent (model and estimated tool costs)."""
+    yolo: bool = False
+    """Approve every call without asking (the budget still holds)."""
+    tools: list[str] = ["bash", "read", "write", "edit", "search", "plan"]
+    bash_timeout: int = 120
+    """Default seconds for a bash call."""
+    llm: LLMConfig = LLMConfig()
+    context: ContextConfig = ContextConfig()
+    approvals: ApprovalConfig = ApprovalConfig()
+    mcpServers: dict[str, MCPServerConfig] = {}  # noqa: N815 - the key users know from other tools
+    traces: TraceUploadConfig = TraceUploadConfig()
+    system_prompt: str = "system.md.j2"
+    """Prompt template under agent/prompts/."""
+
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def substitute_env(value: Any, env: dict[str, str] | None = None, where: str = "") -> Any:
+    """Replace ${VAR} and ${VAR:-default} in every string of a nested structure."""
+    env = os.environ if env is None else env  # type: ignore[assignment]
+    if isinstance(value, dict):
+        return {k: substitute_env(v, env, f"{where}.{k}" if where else str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [substitute_env(v, env, f"{where}[{i}]") for i, v in enumerate(value)]
+    if not isinstance(value, str):
+        return value
+
+    def repl(m: re.Match[str]) -> str:
+        name, default = m.group(1), m.group(2)
+        if name in env:  # type: ignore[operator]
+            return env[name]  # type: ignore[index]
+        if default is not None:
+            return default
+        raise ConfigError(f"{where}: environment variable {name} is not set; export it or write ${{{name}:-default}}")
+
+    return _VAR.sub(repl, value)
+
+
+def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def parse_override(text: str) -> dict[str, Any]:
+    """`a.b=value` → {"a": {"b": value}}; the value is parsed as YAML (numbers, lists, booleans)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"override {text!r} must look like key.sub=value")
+    value = yaml.safe_load(raw) if raw.strip() else ""
+    for part in reversed(key.strip().split(".")):
+        value = {part: value}
+    return value  # type: ignore[return-value]
+
+
+def packaged_config_dir() -> Path:
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "_configs", here.parent / "configs"):
+        if (candidate / "default.yaml").is_file():
+            return candidate
+    raise ConfigError("the packaged configs/default.yaml is missing; reinstall ml-intern")
+
+
+def user_config_path() -> Path:
+    env = os.environ.get("ML_INTERN_CONFIG")
+    if env:
+        return Path(env)
+    from platformdirs import user_config_dir
+
+    return Path(user_config_dir("ml-intern")) / "config.yaml"
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except OSError as e:
+        raise ConfigError(f"cannot read config {path}: {e.strerror}") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"config {path} is not valid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config {path} must be a mapping of keys, not {type(data).__name__}")
+    return data
+
+
+def load_config(
+    path: Path | None = None, overrides: dict[str, Any] | None = None, *, use_user_file: bool = True
+) -> AgentConfig:
+    """Merge default ← user file (or `path`) ← overrides, substitute ${ENV}, validate."""
+    data = read_yaml(packaged_config_dir() / "default.yaml")
+    layer = path if path is not None else (user_config_path() if use_user_file else None)
+    if layer is not None:
+        if path is None and not layer.exists():
+            layer = None
+        elif not layer.exists():
+            raise ConfigError(f"config file {layer} does not exist")
+    if layer is not None:
+        data = deep_merge(data, read_yaml(layer))
+    if overrides:
+        data = deep_merge(data, overrides)
+    data = substitute_env(data)
+    try:
+        return AgentConfig.model_validate(data)
+    except ValidationError as e:
+        problems = []
+        for err in e.errors():
+            key = ".".join(str(p) for p in err["loc"])
+            msg = "unknown key (check the spelling)" if err["type"] == "extra_forbidden" else err["msg"]
+            problems.append(f"  {key}: {msg}")
+        source = f" (from {layer})" if layer else ""
+        raise ConfigError(f"bad config{source}:\n" + "\n".join(problems)) from None
+
+
+__all__ = ["AgentConfig", "ApprovalConfig", "ContextConfig", "LLMConfig", "MCPServerConfig", "load_config"]
