@@ -1,0 +1,146 @@
+"""Running one batch of tool calls: parse, validate, approve, execute, bound and record the results."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from agent.approvals import Decision
+from agent.context import bound_output
+from agent.errors import ToolError
+from agent.events import Approval, EventType
+from agent.messages import Message, ToolCall
+from agent.session import Session
+from agent.tools.base import Tool, ToolResult
+
+logger = logging.getLogger(__name__)
+
+Emit = Callable[[EventType, dict[str, Any]], None]
+AskHuman = Callable[[ToolCall, Tool, dict[str, Any], str, float | None], Awaitable[Approval]]
+
+
+@dataclass
+class Prepared:
+    call: ToolCall
+    tool: Tool | None = None
+    args: dict[str, Any] | None = None
+    result: ToolResult | None = None
+    """Set when the call is answered without running (bad arguments, denied)."""
+
+
+def parse_call(session: Session, call: ToolCall) -> Prepared:
+    """Resolve the tool and check the arguments; problems become results the model reads."""
+    tool = session.toolbox.get(call.name)
+    if tool is None:
+        names = ", ".join(session.toolbox.names())
+        return Prepared(call, result=ToolResult(f"Unknown tool {call.name!r}. Available tools: {names}.", True))
+    try:
+        args = json.loads(call.arguments or "{}")
+    except json.JSONDecodeError as e:
+        return Prepared(call, tool, result=ToolResult(
+            f"The arguments are not valid JSON ({e.msg} at position {e.pos}). Send one JSON object matching the "
+            "tool's schema; write large contents in smaller pieces.", True))
+    if not isinstance(args, dict):
+        return Prepared(call, tool, result=ToolResult("The arguments must be a JSON object.", True))
+    try:
+        args = tool.validate(args)
+    except ToolError as e:
+        return Prepared(call, tool, result=ToolResult(str(e), True))
+    return Prepared(call, tool, args)
+
+
+class Executor:
+    """Runs the calls of one assistant message; read-only neighbours run concurrently, the rest in order."""
+
+    def __init__(self, session: Session, emit: Emit, ask: AskHuman) -> None:
+        self.session = session
+        self.emit = emit
+        self.ask = ask
+
+    async def run(self, calls: list[ToolCall]) -> None:
+        prepared = [parse_call(self.session, c) for c in calls]
+        for p in prepared:
+            summary = p.tool.describe_call(p.args) if p.tool and p.args is not None else p.call.name
+            self.emit(EventType.TOOL_CALL, {"call_id": p.call.id, "name": p.call.name,
+                                            "arguments": p.args if p.args is not None else p.call.arguments,
+                                            "summary": summary})
+        await asyncio.gather(*(self._approve(p) for p in prepared))
+        batch: list[Prepared] = []
+        for p in prepared:
+            if p.result is None and p.tool is not None and p.tool.read_only:
+                batch.append(p)
+                continue
+            await self._run_batch(batch)
+            batch = []
+            await self._run_batch([p])
+        await self._run_batch(batch)
+
+    async def _approve(self, p: Prepared) -> None:
+        if p.result is not None or p.tool is None or p.args is None:
+            return
+        session = self.session
+        verdict = session.policy.decide(p.tool, p.args, session.budget)
+        if verdict.decision is Decision.ASK:
+            self.emit(EventType.TOOL_STATE_CHANGE, {"call_id": p.call.id, "name": p.call.name, "state": "waiting"})
+            answer = await self.ask(p.call, p.tool, p.args, verdict.reason, verdict.cost_usd)
+            if answer.always and answer.approved:
+                session.policy.always.add(p.tool.name)
+            approved, reason = answer.approved, answer.feedback
+        else:
+            approved, reason = verdict.decision is Decision.AUTO, verdict.reason
+        if approved:
+            if verdict.cost_usd:
+                session.budget.tools_usd += verdict.cost_usd
+            self.emit(EventType.TOOL_STATE_CHANGE, {"call_id": p.call.id, "name": p.call.name, "state": "approved"})
+            return
+        self.emit(EventType.TOOL_STATE_CHANGE, {"call_id": p.call.id, "name": p.call.name, "state": "denied"})
+        who = "the user" if verdict.decision is Decision.ASK else "the approval policy"
+        text = f"Not run: {who} denied this call."
+        if reason:
+            text += f" Reason: {reason}"
+        p.result = ToolResult(text + " Do not retry it unchanged; choose another way or ask.", True)
+
+    async def _run_batch(self, batch: list[Prepared]) -> None:
+        if not batch:
+            return
+        results = await asyncio.gather(*(self._run_one(p) for p in batch))
+        for p, (result, seconds) in zip(batch, results, strict=True):
+            self._record(p, result, seconds)
+
+    async def _run_one(self, p: Prepared) -> tuple[ToolResult, float]:
+        if p.result is not None or p.tool is None or p.args is None:
+            return p.result or ToolResult("Not run.", True), 0.0
+        self.emit(EventType.TOOL_STATE_CHANGE, {"call_id": p.call.id, "name": p.call.name, "state": "running"})
+        ctx = self.session.tool_context(p.call.id, self._tool_emit)
+        start = time.monotonic()
+        try:
+            result = await p.tool.run(ctx, p.args)
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            raise
+        except Exception as e:  # a bug in a tool must not end the run: the model sees it
+            logger.exception("tool %s crashed", p.call.name)
+            result = ToolResult(f"The tool crashed: {type(e).__name__}: {e}", True)
+        return result, time.monotonic() - start
+
+    def _tool_emit(self, kind: str, data: dict[str, Any]) -> None:
+        self.emit(EventType(kind), data)
+
+    def _record(self, p: Prepared, result: ToolResult, seconds: float) -> None:
+        session = self.session
+        text = session.redactor.redact(result.output)
+        stem = re.sub(r"[^A-Za-z0-9_-]", "_", p.call.id)[:64] or "call"
+        shown, spill = bound_output(text, session.config.context.tool_output_chars, session.spill_dir, stem)
+        session.add(Message.tool(p.call, shown, **({"error": True} if result.is_error else {})))
+        self.emit(EventType.TOOL_OUTPUT, {
+            "call_id": p.call.id, "name": p.call.name, "output": shown, "is_error": result.is_error,
+            "truncated": spill is not None, "spill_path": str(spill) if spill else None,
+            "duration_s": round(seconds, 3), "data": result.data})
+        if p.result is None:  # it ran (calls answered without running already have their final state)
+            state = "failed" if result.is_error else "done"
+            self.emit(EventType.TOOL_STATE_CHANGE, {"call_id": p.call.id, "name": p.call.name, "state": state})

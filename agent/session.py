@@ -1,0 +1,201 @@
+"""One conversation: config, model, tools, history, budget and its append-only trace."""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from agent.approvals import ApprovalPolicy, Budget
+from agent.config import AgentConfig
+from agent.errors import ConfigError, SessionError
+from agent.events import Event
+from agent.llm import Model
+from agent.messages import Message, ToolCall, Usage
+from agent.redact import Redactor, scrub_env
+from agent.tools import workspace_tools
+from agent.tools.base import ToolContext, Toolbox
+from agent.trace import TraceState, TraceWriter, data_home, find_session, new_session_id, read_trace
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Session:
+    """Everything one conversation owns. Build it with `open_session`."""
+
+    id: str
+    config: AgentConfig
+    model: Model
+    toolbox: Toolbox
+    workdir: Path
+    dir: Path
+    headless: bool
+    trace: TraceWriter
+    redactor: Redactor
+    policy: ApprovalPolicy
+    env: dict[str, str]
+    messages: list[Message] = field(default_factory=list)
+    usage: Usage = field(default_factory=Usage)
+    budget: Budget = field(default_factory=lambda: Budget(None))
+    tool_state: dict[str, Any] = field(default_factory=dict)
+    pending_approvals: list[dict[str, Any]] = field(default_factory=list)
+    """Approval requests restored from the trace, still waiting for a decision."""
+    unanswered_calls: list[ToolCall] = field(default_factory=list)
+    """Tool calls of the last assistant message with no result (a restart mid-turn)."""
+    mcp_failures: dict[str, str] = field(default_factory=dict)
+    resumed: bool = False
+    seq: int = 0
+    _stack: AsyncExitStack = field(default_factory=AsyncExitStack)
+
+    @property
+    def plan(self) -> list[dict[str, Any]]:
+        return list(self.tool_state.get("plan", []))
+
+    @property
+    def spill_dir(self) -> Path:
+        return self.dir / "spills"
+
+    def tool_context(self, call_id: str, emit: Any) -> ToolContext:
+        return ToolContext(self.workdir, self.dir, self.env, emit, self.tool_state, call_id)
+
+    def add(self, message: Message) -> Message:
+        """Append a message to the history and the trace, secrets redacted."""
+        message.content = self.redactor.redact(message.content)
+        for c in message.tool_calls:
+            c.arguments = self.redactor.redact(c.arguments)
+        self.messages.append(message)
+        self.trace.message(message)
+        return message
+
+    def replace_history(self, messages: list[Message]) -> None:
+        self.messages = messages
+        self.trace.history(messages)
+
+    def record(self, event: Event) -> Event:
+        """Number, redact and trace an event."""
+        self.seq += 1
+        event.seq = self.seq
+        event.data = self.redactor.redact_obj(event.data)
+        self.trace.event(event)
+        return event
+
+    def set_model(self, model_id: str) -> None:
+        """Switch the model for the next calls."""
+        config = self.config.model_copy(update={"model": model_id})
+        self.model = build_model(config)
+        self.config = config
+        self.trace.meta(model=model_id)
+
+    async def close(self) -> None:
+        await self._stack.aclose()
+        self.trace.close()
+
+
+def build_model(config: AgentConfig) -> Model:
+    from agent.llm.litellm_model import model_from_config
+
+    return model_from_config(config)
+
+
+def system_prompt(config: AgentConfig, workdir: Path, headless: bool) -> str:
+    from agent.prompts import render
+
+    return render(config.system_prompt, workdir=str(workdir), today=date.today().isoformat(), headless=headless,
+                  os=platform.system())
+
+
+async def open_session(
+    config: AgentConfig,
+    *,
+    workdir: Path,
+    headless: bool,
+    resume: str | None = None,
+    model: Model | None = None,
+    home: Path | None = None,
+) -> Session:
+    """Start a new session in `workdir`, or continue `resume` (a session id or unique prefix)."""
+    workdir = workdir.resolve()
+    if not workdir.is_dir():
+        raise ConfigError(f"workdir {workdir} is not a folder; create it or pass --workdir")
+    home = home or data_home()
+    state: TraceState | None = None
+    if resume:
+        trace_path = find_session(resume, home)
+        state = read_trace(trace_path)
+        for warning in state.warnings:
+            logger.warning("resuming %s: %s", resume, warning)
+        session_id = str(state.meta.get("id") or trace_path.parent.name)
+        saved = state.meta.get("workdir")
+        if saved and Path(saved) != workdir:
+            logger.info("session %s was started in %s; continuing in %s", session_id, saved, workdir)
+    else:
+        session_id = new_session_id()
+    folder = home / "sessions" / session_id
+    folder.mkdir(parents=True, exist_ok=True)
+    redactor = Redactor.from_env(os.environ)
+    session = Session(
+        id=session_id,
+        config=config,
+        model=model or build_model(config),
+        toolbox=Toolbox(workspace_tools(config.tools)),
+        workdir=workdir,
+        dir=folder,
+        headless=headless,
+        trace=TraceWriter(folder / "trace.jsonl"),
+        redactor=redactor,
+        policy=ApprovalPolicy.from_config(config, headless=headless),
+        env=scrub_env(os.environ),
+        budget=Budget(config.budget_usd),
+        tool_state={"bash_timeout": config.bash_timeout},
+    )
+    try:
+        await _connect_mcp(session)
+        if state is not None:
+            _restore(session, state)
+        else:
+            session.trace.meta(id=session_id, model=config.model, workdir=str(workdir), headless=headless,
+                               created=_now())
+            session.add(Message.system(system_prompt(config, workdir, headless)))
+    except BaseException:
+        await session.close()
+        raise
+    return session
+
+
+async def _connect_mcp(session: Session) -> None:
+    if not session.config.mcpServers:
+        return
+    from agent.tools.mcp import MCPTools
+
+    mcp = await session._stack.enter_async_context(
+        MCPTools(session.config.mcpServers, log_dir=session.dir / "mcp-logs"))
+    session.mcp_failures = dict(mcp.failures)
+    for tool in mcp.tools:
+        session.toolbox.add(tool)
+
+
+def _restore(session: Session, state: TraceState) -> None:
+    if not state.messages:
+        raise SessionError(f"session {session.id} has no history to resume; start a new session instead")
+    session.messages = state.messages
+    session.usage = state.usage
+    session.budget.model_usd = state.usage.cost_usd
+    session.seq = state.last_seq
+    if state.plan:
+        session.tool_state["plan"] = state.plan
+    session.pending_approvals = state.pending_approvals
+    session.unanswered_calls = state.unanswered_calls
+    session.resumed = True
+    session.trace.meta(resumed=_now())
+
+
+def _now() -> str:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).isoformat(timespec="seconds")
