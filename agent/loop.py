@@ -226,7 +226,7 @@ class Agent:
             except ContextOverflowError:
                 if attempt == 2:
                     raise
-                await self._compact(force=True)
+                await self._compact(force=True, overflow=True)
         if streamed:
             self.emit(EventType.ASSISTANT_STREAM_END, {})
         s.usage = s.usage + response.usage
@@ -234,7 +234,7 @@ class Agent:
         self._known = (response.usage.prompt_tokens + response.usage.completion_tokens, len(s.messages) + 1)
         self.emit(EventType.USAGE, {"call": response.usage.to_dict(), "total": s.usage.to_dict(),
                                     "context_tokens": response.usage.prompt_tokens,
-                                    "context_window": s.model.context_window})
+                                    "context_window": self._window()})
         return response
 
     # ---- context ------------------------------------------------------------------------------
@@ -254,10 +254,14 @@ class Agent:
     def _window(self) -> int:
         return self.session.config.context.context_window or self.session.model.context_window
 
-    async def _compact(self, *, force: bool) -> None:
+    async def _compact(self, *, force: bool, overflow: bool = False) -> None:
         s, cfg = self.session, self.session.config.context
-        done = await compact(s.messages, s.model, keep_recent=cfg.keep_recent_messages,
-                             target_tokens=int(self._window() * cfg.compact_at), tools=s.toolbox.specs())
+        target, keep = int(self._window() * cfg.compact_at), cfg.keep_recent_messages
+        if overflow:  # the provider counted more than we did: halve what can shrink (not system + tools)
+            fixed = s.model.count_tokens(s.messages[:1], s.toolbox.specs())
+            target = min(target, fixed + max(self._context_tokens() - fixed, 0) // 2)
+            keep = min(keep, 4)
+        done = await compact(s.messages, s.model, keep_recent=keep, target_tokens=target, tools=s.toolbox.specs())
         s.replace_history(done.messages)
         s.usage = s.usage + done.usage
         s.budget.model_usd += done.usage.cost_usd

@@ -160,7 +160,7 @@ async def open_session(
             _restore(session, state)
         else:
             session.trace.meta(id=session_id, model=config.model, workdir=str(workdir), headless=headless,
-                               created=_now())
+                               created=_now(), version=_version())
             session.add(Message.system(system_prompt(config, workdir, headless)))
     except BaseException:
         await session.close()
@@ -193,6 +193,15 @@ def _restore(session: Session, state: TraceState) -> None:
     session.unanswered_calls = state.unanswered_calls
     session.resumed = True
     session.trace.meta(resumed=_now())
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("ml-intern")
+    except PackageNotFoundError:
+        return "0+unknown"
 
 
 def _now() -> str:

@@ -185,24 +185,41 @@ async def test_interrupt_kills_a_running_tool_and_keeps_history_valid(start_agen
     assert (await h.turn("and now?")).data["final"] == "after"
 
 
+def echoing_script(steps: int, *, overflow_at: int | None = None):  # type: ignore[no-untyped-def]
+    """Call bash `steps` times with large outputs, answer summary requests, then finish."""
+    state = {"calls": 0, "overflowed": False}
+
+    def reply(messages: list[Message]) -> Turn | str:
+        if len(messages) == 1:  # the compaction request
+            return "Summary: echoed large blocks of x."
+        if overflow_at is not None and state["calls"] == overflow_at and not state["overflowed"]:
+            state["overflowed"] = True
+            raise ContextOverflowError("prompt is too long: 210000 tokens > 200000 maximum")
+        if state["calls"] < steps:
+            state["calls"] += 1
+            return call("bash", command=f"printf 'x%.0s' $(seq 4000); echo {state['calls']}")
+        return "all done"
+
+    return reply
+
+
 async def test_context_overflow_compacts_then_retries(start_agent):
-    script = [call("bash", command="echo step"), ContextOverflowError("prompt is too long"),
-              "Summary: ran echo.", "Finished after compaction."]
-    h = await start_agent(script)
+    h = await start_agent(echoing_script(5, overflow_at=5))
     done = await h.turn("do it")
-    assert done.data["final"] == "Finished after compaction."
-    assert h.of(EventType.COMPACTED)[0].data["forced"] is True
+    assert done.data["final"] == "all done"
+    compacted = h.of(EventType.COMPACTED)[0].data
+    assert compacted["forced"] is True and compacted["after_tokens"] < compacted["before_tokens"]
     assert any(m.meta.get("kind") == "summary" for m in h.session.messages)
 
 
 async def test_history_is_compacted_automatically_near_the_window(start_agent):
-    big = "x" * 4000
-    script = [call("bash", command=f"echo {big}") for _ in range(4)] + ["Summary of the echoes."] + ["all done"]
-    h = await start_agent(script, overrides=["context.context_window=3000", "context.keep_recent_messages=2"])
+    h = await start_agent(echoing_script(6), overrides=["context.context_window=6000",
+                                                        "context.keep_recent_messages=2"])
     done = await h.turn("echo a lot")
     assert done.data["stop_reason"] == "done"
     compacted = h.of(EventType.COMPACTED)[0].data
-    assert compacted["after_tokens"] < compacted["before_tokens"]
+    assert compacted["forced"] is False and compacted["after_tokens"] < compacted["before_tokens"]
+    assert all(e.data["context_window"] == 6000 for e in h.of(EventType.USAGE))
 
 
 async def test_compaction_that_cannot_fit_stops_with_a_visible_error(start_agent):

@@ -1,0 +1,214 @@
+"""The interactive chat: read a line, run the turn while rendering its events, answer approvals, slash commands."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import TYPE_CHECKING, Any
+
+from agent.cli import FAILED, OK, drain, on_sigint, show_sessions
+
+if TYPE_CHECKING:
+    from agent.events import Event
+    from agent.loop import Agent
+    from agent.session import Session
+    from agent.ui import ConsoleRenderer, LineReader
+
+logger = logging.getLogger(__name__)
+
+
+COMMANDS = {
+    "/help": "this list",
+    "/model [id]": "show the model, or switch to another litellm model id",
+    "/plan": "show the plan",
+    "/compact": "summarise the history now to free context",
+    "/undo": "drop the last turn from the history (files stay as they are)",
+    "/cost": "tokens and cost of this run",
+    "/sessions": "list saved sessions",
+    "/quit": "leave (also /exit or Ctrl+D)",
+}
+APPROVE_PROMPT = "approve? [y]es / [n]o / [a]lways for this tool › "
+
+
+class _Cancelled(Exception):
+    """Ctrl+C while waiting for a line."""
+
+
+class Chat:
+    """The interactive loop: read a line, run the turn while rendering its events, answer approvals."""
+
+    def __init__(self, session: Session, agent: Agent, ui: ConsoleRenderer, reader: LineReader) -> None:
+        self.session, self.agent, self.ui, self.reader = session, agent, ui, reader
+        self._waiters: list[tuple[frozenset[str], asyncio.Future[Event]]] = []
+        self._quit = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._busy = False
+        self._last_sigint = float("-inf")
+
+    async def run(self) -> int:
+        """Chat until /quit, Ctrl+D or Ctrl+C at the prompt; 1 if the agent loop died."""
+        from agent.events import Shutdown
+
+        on_sigint(self._on_sigint)
+        runner = asyncio.create_task(self.agent.run())
+        consumer = asyncio.create_task(self._consume(runner))
+        try:
+            await self._until("ready", busy=False)
+            if self.agent.busy:  # a resumed session first finishes the turn it was in
+                await self._until("turn_complete")
+            self.ui.info("type a task · /help for commands · Ctrl+C interrupts · Ctrl+D quits")
+            while not self._quit.is_set() and await self._handle(await self._read("› ")):
+                pass
+        except _Cancelled:
+            pass
+        self.agent.submit(Shutdown())
+        try:
+            await consumer
+        except Exception as e:
+            logger.debug("agent loop failed", exc_info=True)
+            self.ui.error(f"the agent loop stopped: {type(e).__name__}: {e}", "this is a bug; the trace has details")
+            return FAILED
+        self.ui.info(f"session saved · continue with: ml-intern --resume {self.session.id}")
+        return OK
+
+    async def _consume(self, runner: asyncio.Task[None]) -> None:
+        try:
+            async for event in drain(self.agent, runner):
+                self.ui.render(event)
+                if event.type == "approval_required":
+                    await self._approve(event.data)
+                for waiter in [w for w in self._waiters if event.type in w[0]]:
+                    self._waiters.remove(waiter)
+                    if not waiter[1].done():
+                        waiter[1].set_result(event)
+        finally:
+            self._quit.set()
+
+    async def _until(self, *types: str, busy: bool = True) -> Event | None:
+        """Wait for one of these events (None when quitting); Ctrl+C meanwhile interrupts the turn if `busy`."""
+        future: asyncio.Future[Event] = asyncio.get_running_loop().create_future()
+        self._waiters.append((frozenset(types), future))
+        quitting: asyncio.Future[Any] = asyncio.ensure_future(self._quit.wait())
+        self._busy = busy
+        try:
+            await asyncio.wait({future, quitting}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self._busy = False
+            quitting.cancel()
+        return future.result() if future.done() else None
+
+    async def _read(self, prompt: str) -> str | None:
+        """A line from the user, None at end of input; raises _Cancelled on Ctrl+C."""
+        self._wake.clear()
+        line = asyncio.ensure_future(self.reader.read(prompt))
+        woken = asyncio.ensure_future(self._wake.wait())
+        await asyncio.wait({line, woken}, return_when=asyncio.FIRST_COMPLETED)
+        woken.cancel()
+        if not line.done():
+            line.cancel()
+            self.ui.print()
+            raise _Cancelled
+        return line.result()
+
+    def _on_sigint(self) -> None:
+        from agent.events import Interrupt
+
+        now = asyncio.get_running_loop().time()
+        double, self._last_sigint = now - self._last_sigint < 1.0, now
+        if self._busy and not double:
+            self.agent.submit(Interrupt())
+            self.ui.warn("interrupting… (Ctrl+C again to quit)")
+        else:
+            self._quit.set()
+        self._wake.set()
+
+    async def _approve(self, data: dict[str, Any]) -> None:
+        from agent.events import Approval
+
+        call_id = str(data.get("call_id", ""))
+        while True:
+            try:
+                line = await self._read(APPROVE_PROMPT)
+            except _Cancelled:
+                return  # the turn is being interrupted
+            if line is None:
+                self.agent.submit(Approval(call_id, False, "the user closed the input"))
+                self._quit.set()
+                return
+            word, _, rest = line.strip().partition(" ")
+            if word.lower() in ("y", "yes", "a", "always"):
+                self.agent.submit(Approval(call_id, True, always=word.lower().startswith("a")))
+                return
+            if word.lower() in ("n", "no"):
+                with contextlib.suppress(_Cancelled):
+                    rest = rest.strip() or (await self._read("why not? (optional, the model reads it) › ") or "")
+                self.agent.submit(Approval(call_id, False, rest.strip()))
+                return
+            self.ui.info("answer y (yes), n (no, then optionally why) or a (always allow this tool)")
+
+    async def _handle(self, line: str | None) -> bool:
+        """Act on one line; False to quit."""
+        from agent.events import UserInput
+
+        if line is None:
+            return False
+        line = line.strip()
+        word, _, rest = line.partition(" ")
+        if word.startswith("/") and "/" not in word[1:]:  # a path like /tmp/x is a message, not a command
+            return await self._command(word.lower(), rest.strip())
+        if line:
+            self.agent.submit(UserInput(line))
+            await self._until("turn_complete")
+        return True
+
+    async def _command(self, name: str, arg: str) -> bool:
+        from agent.events import Compact, Undo
+
+        if name in ("/quit", "/exit"):
+            return False
+        if name == "/compact":
+            self.agent.submit(Compact())
+            await self._until("compacted", "error", "interrupted")
+        elif name == "/undo":
+            self.agent.submit(Undo())
+            await self._until("undo_complete", "error")
+        elif name in ("/help", "/model", "/plan", "/cost", "/sessions"):
+            getattr(self, f"_cmd_{name[1:]}")(arg)
+        else:
+            import difflib
+
+            close = difflib.get_close_matches(name, [c.split()[0] for c in COMMANDS] + ["/exit"], n=1)
+            self.ui.warn(
+                f"unknown command {name}"
+                + (f"; did you mean {close[0]}?" if close else "")
+                + " (/help lists the commands)"
+            )
+        return True
+
+    def _cmd_help(self, _: str) -> None:
+        self.ui.table("commands", COMMANDS.items())
+        self.ui.info("Ctrl+C interrupts a running turn; at the prompt it quits. Anything else is a message.")
+
+    def _cmd_model(self, model_id: str) -> None:
+        from agent.errors import AgentError
+
+        if model_id:
+            try:
+                self.session.set_model(model_id)
+            except AgentError as e:
+                self.ui.error(str(e), title="cannot switch model")
+                return
+        self.ui.info(f"model: {self.session.model.name}")
+
+    def _cmd_plan(self, _: str) -> None:
+        self.ui.plan(self.session.plan)
+
+    def _cmd_cost(self, _: str) -> None:
+        self.ui.cost(self.session.usage.to_dict())
+        budget = self.session.budget
+        if budget.limit_usd is not None:
+            self.ui.info(f"budget: ${budget.spent:.4f} of ${budget.limit_usd:.2f} spent")
+
+    def _cmd_sessions(self, _: str) -> None:
+        show_sessions(self.ui, self.session.id)

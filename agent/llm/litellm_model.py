@@ -1,0 +1,444 @@
+"""The real model: any litellm model id, with routing, retries, streaming, usage, cost and prompt caching.
+
+Routing (see `resolve_route`):
+
+- `huggingface/<org>/<model>[:provider]` (and litellm's own `huggingface/<provider>/<org>/<model>`) is sent as
+  `openai/<org>/<model>[:provider]` to Hugging Face Inference Providers' OpenAI-compatible router
+  (https://router.huggingface.co/v1, or `base_url` for an Inference Endpoint) with the user's HF token.
+  litellm 1.106 also has a native `huggingface` provider that reaches the same router, but it resolves
+  `<provider>/` ids with a blocking request to the Hub API inside the call and maps errors through its own
+  exception class. Its OpenAI path is the one litellm exercises most for tools, streamed tool-call deltas and
+  `stream_options.include_usage`, and its errors keep the HTTP status and the Retry-After header, so we use that.
+- With `base_url`, an id without a provider prefix becomes `openai/<id>` against that server. Other ids
+  (ollama/, hosted_vllm/, anthropic/ behind a proxy...) keep their provider and get `base_url` as api_base.
+- Anything else is passed to litellm unchanged; litellm finds the key in the provider's usual variable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import os
+import random
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+from agent.config import AgentConfig, LLMConfig
+from agent.errors import AuthError, ConfigError, LLMError
+from agent.llm import OnRetry, OnText
+from agent.llm.classify import RETRY_AFTER_CAP, classify, key_env_for
+from agent.llm.scripted import estimate_tokens
+from agent.messages import Message, ModelResponse, ToolCall, Usage
+
+logger = logging.getLogger(__name__)
+
+HF_ROUTER = "https://router.huggingface.co/v1"
+NO_KEY = "sk-no-key"
+"""Sent to local OpenAI-compatible servers that need no key (the OpenAI client insists on one)."""
+DEFAULT_CONTEXT_WINDOW = 128_000
+Sleep = Callable[[float], Awaitable[None]]
+
+
+@functools.cache
+def _litellm() -> ModuleType:
+    """Import and configure litellm once: local price map, no telemetry, no debug banners, no HF downloads."""
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    import litellm
+
+    litellm.suppress_debug_info = True
+    litellm.telemetry = False
+    litellm.drop_params = True
+    litellm.disable_hf_tokenizer_download = True
+    return litellm
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """How a configured model id is called through litellm."""
+
+    model: str
+    """The id litellm is given."""
+    api_base: str | None = None
+    api_key: str | None = field(default=None, repr=False)
+    key_env: str | None = None
+    """The variable the key comes from, named in auth errors."""
+    info_ids: tuple[str, ...] = ()
+    """Ids under which litellm's model map may know this model (context window, prices)."""
+
+
+def resolve_route(cfg: AgentConfig, env: Mapping[str, str] | None = None) -> Route:
+    """Route `cfg.model`; raises ConfigError for an id litellm cannot place, AuthError when the key is missing."""
+    env = os.environ if env is None else env
+    model, base_url, key_var = cfg.model.strip(), cfg.base_url, cfg.llm.api_key_env
+    if key_var and not env.get(key_var):
+        raise AuthError(f"llm.api_key_env names {key_var}, but {key_var} is not set", hint=f"export {key_var}")
+    if model.startswith("huggingface/"):
+        return _hf_route(model, base_url, key_var, env)
+    litellm = _litellm()
+    prefix = model.split("/", 1)[0] if "/" in model else ""
+    if base_url and (prefix not in litellm.provider_list or prefix == "openai"):
+        key = env.get(key_var) if key_var else env.get("OPENAI_API_KEY")
+        routed = model if prefix == "openai" else f"openai/{model}"
+        return Route(routed, base_url, key or NO_KEY, key_var or "OPENAI_API_KEY", (routed, model))
+    try:
+        litellm.get_llm_provider(model)
+    except Exception as e:
+        raise ConfigError(
+            f"unknown model {model!r}: litellm cannot tell which provider serves it. Check the id, give it a "
+            "provider prefix (anthropic/..., openai/..., huggingface/<org>/<model>, ollama/...), or set base_url "
+            "for an OpenAI-compatible server"
+        ) from e
+    if key_var:
+        return Route(model, base_url, env[key_var], key_var, (model,))
+    missing = [
+        k
+        for k in litellm.validate_environment(model=model, api_base=base_url)["missing_keys"]
+        if k.endswith("_API_KEY") and not env.get(k)
+    ]
+    if missing:
+        names = " or ".join(missing)
+        raise AuthError(f"{model} needs an API key: {names} is not set", hint=f"export {missing[-1]}=...")
+    return Route(model, base_url, None, key_env_for(model), (model,))
+
+
+def _hf_route(model: str, base_url: str | None, key_var: str | None, env: Mapping[str, str]) -> Route:
+    parts = model.removeprefix("huggingface/").split("/")
+    if len(parts) == 3:  # litellm's huggingface/<provider>/<org>/<model>
+        repo = f"{parts[1]}/{parts[2]}:{parts[0]}"
+    elif len(parts) == 2 and all(parts):
+        repo = "/".join(parts)
+    else:
+        raise ConfigError(f"model {model!r}: Hugging Face ids look like huggingface/<org>/<model>[:provider]")
+    token = env.get(key_var) if key_var else hf_token(env)
+    if not token:
+        raise AuthError(
+            f"{model} needs a Hugging Face token: HF_TOKEN is not set and no saved login was found",
+            hint="export HF_TOKEN=hf_... (https://huggingface.co/settings/tokens) or run `hf auth login`",
+        )
+    plain = repo.split(":", 1)[0]
+    return Route(f"openai/{repo}", base_url or HF_ROUTER, token, key_var or "HF_TOKEN", (f"huggingface/{plain}", plain))
+
+
+def hf_token(env: Mapping[str, str]) -> str | None:
+    """HF_TOKEN, HUGGING_FACE_HUB_TOKEN, else huggingface_hub's saved login."""
+    token = env.get("HF_TOKEN") or env.get("HUGGING_FACE_HUB_TOKEN")
+    if token:
+        return token.strip()
+    from huggingface_hub import get_token
+
+    return get_token()
+
+
+def context_window_for(route: Route, override: int | None = None) -> int:
+    """The override, else litellm's max_input_tokens for the model (or the same weights elsewhere), else 128k."""
+    if override:
+        return override
+    litellm = _litellm()
+    for model_id in route.info_ids:
+        try:
+            tokens = litellm.get_model_info(model_id).get("max_input_tokens")
+        except Exception:  # litellm raises a bare Exception for unmapped models
+            continue
+        if tokens:
+            return int(tokens)
+    tails = {"/" + "/".join(i.split(":", 1)[0].lower().split("/")[-2:]) for i in route.info_ids if "/" in i}
+    known = [
+        int(v["max_input_tokens"])
+        for k, v in litellm.model_cost.items()
+        if v.get("max_input_tokens") and any(k.lower().endswith(t) for t in tails)
+    ]
+    return min(known) if known else DEFAULT_CONTEXT_WINDOW
+
+
+def is_anthropic(model: str) -> bool:
+    """Whether cache_control breakpoints apply (Anthropic models, directly or via bedrock/vertex/openrouter)."""
+    lowered = model.lower()
+    return lowered.startswith("anthropic/") or "claude" in lowered
+
+
+def add_cache_breakpoints(
+    messages: list[dict[str, Any]], tools: list[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Copies with ephemeral cache breakpoints on the system message, the last message (with text) before the
+    newest user/tool message, and the last tool spec. The inputs are not modified."""
+    out = [dict(m) for m in messages]
+    system = next((i for i, m in enumerate(out) if m.get("role") == "system" and m.get("content")), None)
+    targets = [] if system is None else [system]
+    newest = max((i for i, m in enumerate(out) if m.get("role") in ("user", "tool")), default=None)
+    if newest is not None:
+        before = next((i for i in range(newest - 1, -1, -1) if out[i].get("content")), None)
+        if before is not None and before != system:
+            targets.append(before)
+    for i in targets:
+        out[i]["content"] = _marked(out[i]["content"])
+    specs = [dict(t) for t in tools]
+    if specs:
+        specs[-1]["cache_control"] = {"type": "ephemeral"}
+    return out, specs
+
+
+def _marked(content: str | list[dict[str, Any]]) -> list[dict[str, Any]]:
+    blocks: list[dict[str, Any]] = (
+        [{"type": "text", "text": content}] if isinstance(content, str) else [dict(b) for b in content]
+    )
+    blocks[-1]["cache_control"] = {"type": "ephemeral"}
+    return blocks
+
+
+def _get(obj: Any, name: str) -> Any:
+    return obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
+
+
+def read_usage(usage: Any, cost: float) -> Usage:
+    """Our Usage from litellm's (OpenAI cached_tokens, or Anthropic cache_read_input_tokens)."""
+    if usage is None:
+        return Usage(cost_usd=cost)
+    cached = _get(_get(usage, "prompt_tokens_details"), "cached_tokens") or _get(usage, "cache_read_input_tokens")
+    return Usage(
+        int(_get(usage, "prompt_tokens") or 0), int(_get(usage, "completion_tokens") or 0), int(cached or 0), cost
+    )
+
+
+class _Assembly:
+    """Collects one streamed reply: text, reasoning, tool calls by index, finish reason, usage."""
+
+    def __init__(self) -> None:
+        self.chunks: list[Any] = []
+        self.text: list[str] = []
+        self.reasoning: list[str] = []
+        self.calls: list[dict[str, str]] = []
+        self.slots: dict[int, int] = {}
+        self.finish: str | None = None
+        self.usage: Any = None
+        self.shown = False
+        """Text was already passed to on_text."""
+
+    def add(self, chunk: Any) -> str:
+        """Take one chunk; returns its text delta."""
+        self.chunks.append(chunk)
+        self.usage = getattr(chunk, "usage", None) or self.usage
+        text = ""
+        for choice in getattr(chunk, "choices", None) or []:
+            delta = choice.delta
+            text += delta.content or ""
+            if reasoning := getattr(delta, "reasoning_content", None):
+                self.reasoning.append(reasoning)
+            for fragment in delta.tool_calls or []:
+                self._tool_fragment(fragment)
+            self.finish = choice.finish_reason or self.finish
+        self.text.append(text)
+        return text
+
+    def _tool_fragment(self, fragment: Any) -> None:
+        index = fragment.index if isinstance(fragment.index, int) else None
+        slot = self.slots.get(index) if index is not None else (len(self.calls) - 1 if not fragment.id else None)
+        if slot is not None and slot >= 0 and fragment.id and self.calls[slot]["id"] not in ("", fragment.id):
+            slot = None  # a provider that reuses index 0 for every call
+        if slot is None or slot < 0:
+            self.calls.append({"id": "", "name": "", "arguments": ""})
+            slot = len(self.calls) - 1
+            if index is not None:
+                self.slots[index] = slot
+        call, fn = self.calls[slot], fragment.function
+        call["id"] = call["id"] or (fragment.id or "")
+        if fn is not None:
+            call["name"] = call["name"] or (fn.name or "")
+            call["arguments"] += fn.arguments or ""
+
+
+def _gave_up(err: LLMError, retries: int) -> LLMError:
+    message = f"{err.args[0]} (gave up after {retries} {'retry' if retries == 1 else 'retries'})"
+    return LLMError(
+        message, kind=err.kind, retryable=True, hint=err.hint, retry_after=err.retry_after, status=err.status
+    )
+
+
+def _tool_call(id_: str | None, name: str | None, arguments: str | None) -> ToolCall:
+    return ToolCall(id_ or f"call_{uuid.uuid4().hex[:16]}", name or "", arguments or "{}")
+
+
+class LiteLLMModel:
+    """A litellm model behind the Model protocol; retries retryable failures itself."""
+
+    def __init__(
+        self,
+        route: Route,
+        llm: LLMConfig,
+        *,
+        name: str | None = None,
+        context_window: int = DEFAULT_CONTEXT_WINDOW,
+        sleep: Sleep = asyncio.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.route = route
+        self.llm = llm
+        self.name = name or route.model
+        self.context_window = context_window
+        self.caching = llm.prompt_caching and is_anthropic(route.model)
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+
+    def count_tokens(self, messages: list[Message], tools: list[dict[str, Any]] | None = None) -> int:
+        try:
+            return int(
+                _litellm().token_counter(
+                    model=self.route.model, messages=[m.to_llm() for m in messages], tools=tools or None
+                )
+            )
+        except Exception:  # any tokenizer trouble: fall back to the estimate
+            return estimate_tokens(messages, tools)
+
+    async def complete(
+        self,
+        messages: list[Message],
+        tools: list[dict[str, Any]],
+        *,
+        stream: bool = False,
+        on_text: OnText | None = None,
+        on_retry: OnRetry | None = None,
+    ) -> ModelResponse:
+        request = self._request(messages, tools, stream)
+        attempt = 0
+        while True:
+            got = _Assembly()
+            try:
+                async with asyncio.timeout(self.llm.timeout):
+                    return await (self._stream(request, on_text, got) if stream else self._call(request))
+            except TimeoutError as e:
+                err = self._error(e, during_stream=bool(got.chunks))
+            except LLMError as e:
+                err = e
+            if not err.retryable:
+                raise err
+            if attempt >= self.llm.max_retries:
+                raise _gave_up(err, attempt) from err
+            attempt += 1
+            delay = self.backoff(attempt, err.retry_after)
+            logger.info(
+                "model call failed (%s), retry %d/%d in %.1fs: %s",
+                err.kind,
+                attempt,
+                self.llm.max_retries,
+                delay,
+                err.args[0],
+            )
+            if on_retry is not None:
+                info = {
+                    "attempt": attempt,
+                    "delay": delay,
+                    "kind": err.kind,
+                    "message": str(err),
+                    "streamed": got.shown,
+                }
+                await on_retry(info)
+            await self._sleep(delay)
+
+    def backoff(self, attempt: int, retry_after: float | None = None) -> float:
+        """Exponential backoff with full jitter, but never shorter than the server's Retry-After (capped)."""
+        delay = self._rng.uniform(0, min(self.llm.backoff_max, self.llm.backoff_base * 2 ** (attempt - 1)))
+        if retry_after is not None:
+            delay = max(delay, min(retry_after, RETRY_AFTER_CAP))
+        return delay
+
+    def _request(self, messages: list[Message], tools: list[dict[str, Any]], stream: bool) -> dict[str, Any]:
+        msgs, specs = [m.to_llm() for m in messages], list(tools)
+        if self.caching:
+            msgs, specs = add_cache_breakpoints(msgs, specs)
+        # _skip_mcp_handler: with tools, litellm 1.106's acompletion first imports its MCP gateway, which needs
+        # mcp>=2.2 and fails under the mcp 1.x we pin; we never send MCP-gateway tools, so skip it.
+        kw: dict[str, Any] = {
+            "model": self.route.model,
+            "messages": msgs,
+            "timeout": self.llm.timeout,
+            "num_retries": 0,
+            "max_retries": 0,
+            "_skip_mcp_handler": True,
+        }
+        optional = {
+            "tools": specs or None,
+            "api_base": self.route.api_base,
+            "api_key": self.route.api_key,
+            "temperature": self.llm.temperature,
+            "max_tokens": self.llm.max_output_tokens,
+        }
+        kw.update({k: v for k, v in optional.items() if v is not None})
+        if stream:
+            kw.update(stream=True, stream_options={"include_usage": True})
+        return kw
+
+    def _error(self, exc: Exception, during_stream: bool = False) -> LLMError:
+        return classify(exc, model=self.name, key_env=self.route.key_env, during_stream=during_stream)
+
+    def _cost(self, response: Any) -> float:
+        try:
+            return float(_litellm().completion_cost(completion_response=response, model=self.route.model) or 0.0)
+        except Exception:  # no known price for this model
+            return 0.0
+
+    async def _call(self, request: dict[str, Any]) -> ModelResponse:
+        try:
+            response = await _litellm().acompletion(**request)
+        except Exception as e:
+            raise self._error(e) from e
+        choice = response.choices[0]
+        message = choice.message
+        calls = [_tool_call(c.id, c.function.name, c.function.arguments) for c in message.tool_calls or []]
+        reasoning = getattr(message, "reasoning_content", None)
+        usage = read_usage(response.usage, self._cost(response))
+        return self._response(message.content or "", calls, choice.finish_reason, usage, reasoning)
+
+    async def _stream(self, request: dict[str, Any], on_text: OnText | None, got: _Assembly) -> ModelResponse:
+        try:
+            response = await _litellm().acompletion(**request)
+        except Exception as e:
+            raise self._error(e) from e
+        try:
+            while True:
+                try:
+                    chunk = await anext(response)
+                except StopAsyncIteration:
+                    break
+                except Exception as e:
+                    raise self._error(e, during_stream=True) from e
+                text = got.add(chunk)
+                if text and on_text is not None:
+                    got.shown = True
+                    await on_text(text)
+        finally:
+            await response.aclose()
+        if got.finish is None and not any(got.text) and not got.calls:
+            raise LLMError("the stream ended without an answer", kind="stream", retryable=True)
+        built = self._built(got.chunks, request["messages"])
+        usage = read_usage(got.usage or getattr(built, "usage", None), self._cost(built) if built else 0.0)
+        calls = [_tool_call(c["id"], c["name"], c["arguments"]) for c in got.calls]
+        return self._response("".join(got.text), calls, got.finish, usage, "".join(got.reasoning) or None)
+
+    def _built(self, chunks: list[Any], messages: list[dict[str, Any]]) -> Any:
+        try:
+            return _litellm().stream_chunk_builder(chunks, messages=messages)
+        except Exception:  # only used for cost; a reply it cannot rebuild costs 0
+            logger.debug("stream_chunk_builder failed", exc_info=True)
+            return None
+
+    def _response(
+        self, text: str, calls: list[ToolCall], finish: str | None, usage: Usage, reasoning: str | None
+    ) -> ModelResponse:
+        if calls and finish in (None, "stop"):
+            finish = "tool_calls"
+        meta = {"reasoning": reasoning} if reasoning else {}
+        message = Message("assistant", text, tool_calls=calls, meta=meta)
+        return ModelResponse(message, usage, finish or "stop", self.name)
+
+
+def model_from_config(cfg: AgentConfig, *, sleep: Sleep = asyncio.sleep) -> LiteLLMModel:
+    """The configured model; a missing key or an unroutable id fails here, before any request."""
+    route = resolve_route(cfg)
+    window = context_window_for(route, cfg.context.context_window)
+    return LiteLLMModel(route, cfg.llm, name=cfg.model, context_window=window, sleep=sleep)
+
+
+__all__ = ["LiteLLMModel", "Route", "add_cache_breakpoints", "context_window_for", "model_from_config", "resolve_route"]

@@ -1,0 +1,341 @@
+"""Terminal I/O for the CLI: agent events rendered with rich, JSON lines for machines, and a prompt reader."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import logging
+import threading
+from collections.abc import Iterable
+from typing import IO, Any
+
+from rich.console import Console, Group, RenderableType
+from rich.markdown import Markdown
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from agent.events import Event
+
+logger = logging.getLogger(__name__)
+
+PLAN_MARKS = {
+    "completed": ("✓", "green"),
+    "done": ("✓", "green"),
+    "in_progress": ("◐", "yellow"),
+    "active": ("◐", "yellow"),
+}
+"""Plan item status → (mark, style); anything else is pending (○)."""
+STOPPED = {
+    "max_iterations": "stopped: too many steps",
+    "budget": "stopped: budget reached",
+    "doom_loop": "stopped: repeating itself",
+    "error": "failed",
+    "interrupted": "interrupted",
+    "approval_denied": "stopped: approval denied",
+}
+
+
+def tokens(n: int | float) -> str:
+    """1234 → 1.2k, 1234567 → 1.2M."""
+    if n >= 1_000_000:
+        return f"{n / 1_000_000:.1f}M"
+    return f"{n / 1000:.1f}k" if n >= 1000 else str(int(n))
+
+
+def usd(x: float) -> str:
+    return f"${x:.2f}" if x >= 1 else f"${x:.4f}"
+
+
+def seconds(s: float) -> str:
+    return f"{s:.1f}s" if s < 60 else f"{int(s // 60)}m{int(s % 60):02d}s"
+
+
+def usage_line(usage: dict[str, Any], context_tokens: int = 0, context_window: int = 0) -> str:
+    """`12.3k in · 1.2k out · 8.0k cached · $0.0123 · context 23%` (empty parts left out)."""
+    parts = [f"{tokens(usage.get('prompt_tokens', 0))} in", f"{tokens(usage.get('completion_tokens', 0))} out"]
+    if usage.get("cached_tokens"):
+        parts.append(f"{tokens(usage['cached_tokens'])} cached")
+    parts.append(usd(float(usage.get("cost_usd") or 0.0)))
+    if context_window:
+        parts.append(f"context {100 * context_tokens // context_window}%")
+    return " · ".join(parts)
+
+
+def _short_args(arguments: Any) -> str:
+    if isinstance(arguments, str):
+        try:
+            arguments = json.loads(arguments)
+        except ValueError:
+            return str(arguments)
+    if isinstance(arguments, dict):
+        return " ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in arguments.items())
+    return json.dumps(arguments, ensure_ascii=False)
+
+
+class ConsoleRenderer:
+    """Turns agent events into terminal output; the CLI's only writer (aider's InputOutput idea)."""
+
+    def __init__(self, console: Console, *, verbose: bool = False, output_lines: int = 6) -> None:
+        self.console = console
+        self.verbose = verbose
+        self.output_lines = output_lines
+        self._streamed = ""
+        self._line_open = False
+        self._turn_started: float | None = None
+        self._turn_usage: dict[str, float] = {}
+        """Sum of this turn's model calls (the `usage` events)."""
+        self._context = (0, 0)
+        self._denied: set[str] = set()
+
+    def render(self, event: Event) -> None:
+        handler = getattr(self, f"_on_{event.type.value}", None)
+        if handler is not None:
+            handler(event)
+
+    # ---- output helpers the CLI uses directly -------------------------------------------------
+
+    def print(self, *objects: RenderableType, **kw: Any) -> None:
+        self._close_line()
+        self.console.print(*objects, **kw)
+
+    def info(self, text: str) -> None:
+        self.print(Text(text, style="dim"))
+
+    def warn(self, text: str) -> None:
+        self.print(Text(f"! {text}", style="yellow"))
+
+    def error(self, message: str, hint: str = "", title: str = "error") -> None:
+        body = Text(message)
+        if hint:
+            body.append("\n→ ").append(hint, style="bold yellow")
+        self.print(Panel(body, title=title, title_align="left", border_style="red", expand=False))
+
+    def plan(self, plan: list[dict[str, Any]]) -> None:
+        if not plan:
+            self.info("no plan yet")
+            return
+        out = Text("plan\n", style="bold")
+        for item in plan:
+            mark, style = PLAN_MARKS.get(str(item.get("status")), ("○", "dim"))
+            out.append(f"  {mark} ", style=style).append(str(item.get("content", "")) + "\n")
+        out.rstrip()
+        self.print(out)
+
+    def cost(self, usage: dict[str, Any]) -> None:
+        self.print(Text("run total: ", style="bold").append(usage_line(usage, *self._context)))
+
+    def table(self, title: str, rows: Iterable[Iterable[str]], columns: Iterable[str] = ()) -> None:
+        cols = list(columns)
+        table = Table(title=title, title_justify="left", show_header=bool(cols), box=None, padding=(0, 2, 0, 0))
+        for col in cols or [""]:
+            table.add_column(col)
+        for row in rows:
+            table.add_row(*row)
+        self.print(table)
+
+    def answer(self, text: str) -> None:
+        """A final answer that was not streamed, as markdown."""
+        self.print(Markdown(text))
+
+    # ---- events -------------------------------------------------------------------------------
+
+    def _close_line(self) -> None:
+        if self._line_open:
+            self.console.print()
+            self._line_open = False
+
+    def _on_ready(self, e: Event) -> None:
+        d = e.data
+        head = Text("ml-intern", style="bold magenta").append(f"  {d.get('model', '')}", style="cyan")
+        head.append(f"  session {d.get('session_id', '')}", style="dim")
+        if d.get("resumed"):
+            head.append(" (resumed)", style="dim")
+        self.print(head)
+        tools = d.get("tools") or []
+        self.info(f"{d.get('workdir', '')} · {len(tools)} tools" + (f": {', '.join(tools)}" if self.verbose else ""))
+        for name, reason in (d.get("mcp_failures") or {}).items():
+            self.warn(f"MCP server {name} is not available: {reason}")
+
+    def _on_processing(self, e: Event) -> None:
+        if self._turn_started is None:
+            self._turn_started = e.ts
+
+    def _on_assistant_chunk(self, e: Event) -> None:
+        text = str(e.data.get("text", ""))
+        if not text:
+            return
+        self.console.print(text, end="", markup=False, highlight=False, soft_wrap=True)
+        self._streamed += text
+        self._line_open = not text.endswith("\n")
+
+    def _on_assistant_stream_reset(self, e: Event) -> None:
+        self._streamed = ""
+        self._close_line()
+        self.info("retrying…")
+
+    def _on_assistant_stream_end(self, e: Event) -> None:
+        self._close_line()
+
+    def _on_assistant_message(self, e: Event) -> None:
+        text = str(e.data.get("text") or "").strip()
+        if text and not self._streamed.strip():
+            self.answer(text)
+        self._streamed = ""
+
+    def _on_tool_call(self, e: Event) -> None:
+        d = e.data
+        line = Text("▸ ", style="cyan").append(str(d.get("name", "")), style="bold cyan").append("  ")
+        line.append(str(d.get("summary") or _short_args(d.get("arguments", ""))))
+        self.print(line, no_wrap=True, overflow="ellipsis")
+
+    def _on_tool_output(self, e: Event) -> None:
+        d = e.data
+        if d.get("name") == "plan" and not d.get("is_error"):
+            return  # the plan_updated checklist shows it
+        lines = str(d.get("output", "")).rstrip("\n").splitlines()
+        limit = len(lines) if self.verbose else self.output_lines * (2 if d.get("is_error") else 1)
+        style = "red" if d.get("is_error") else "dim"
+        body = Text()
+        for line in lines[:limit]:
+            body.append("  │ ", style="dim").append(line + "\n", style=style)
+        notes = [f"… {len(lines) - limit} more lines"] if len(lines) > limit else []
+        if d.get("truncated") and d.get("spill_path"):
+            notes.append(f"full output: {d['spill_path']}")
+        if d.get("is_error"):
+            notes.insert(0, "✗ not run (denied)" if d.get("call_id") in self._denied else "✗ failed")
+        if (d.get("duration_s") or 0) >= 1:
+            notes.append(seconds(float(d["duration_s"])))
+        if notes:
+            body.append("  " + " · ".join(notes) + "\n", style=style)
+        body.rstrip()
+        if body:
+            self.print(body, overflow="ellipsis", no_wrap=not self.verbose)
+
+    def _on_tool_log(self, e: Event) -> None:
+        if self.verbose:
+            self.print(Text(f"  ┆ {e.data.get('line', '')}", style="dim"), no_wrap=True, overflow="ellipsis")
+
+    def _on_tool_state_change(self, e: Event) -> None:
+        if e.data.get("state") == "denied":
+            self._denied.add(str(e.data.get("call_id")))
+        if self.verbose:
+            self.info(f"  {e.data.get('name', '')}: {e.data.get('state', '')}")
+
+    def _on_approval_required(self, e: Event) -> None:
+        d = e.data
+        parts: list[RenderableType] = [Text(str(d.get("summary") or d.get("name", "")), style="bold")]
+        if d.get("effects"):
+            parts.append(Text("effects: ", style="dim").append(", ".join(map(str, d["effects"])), style="yellow"))
+        if d.get("cost_usd"):
+            parts.append(Text("estimated cost: ", style="dim").append(usd(float(d["cost_usd"])), style="bold"))
+        args = json.dumps(d.get("arguments") or {}, indent=2, ensure_ascii=False).splitlines()
+        if len(args) > 12 and not self.verbose:
+            args = [*args[:12], f"… {len(args) - 12} more lines"]
+        parts.append(Text("\n".join(args), style="dim"))
+        title = f"approval needed · {d.get('name', '')}"
+        self.print(Panel(Group(*parts), title=title, title_align="left", border_style="yellow", expand=False))
+
+    def _on_plan_updated(self, e: Event) -> None:
+        self.plan(list(e.data.get("plan") or []))
+
+    def _on_usage(self, e: Event) -> None:
+        self._context = (int(e.data.get("context_tokens") or 0), int(e.data.get("context_window") or 0))
+        for key, value in (e.data.get("call") or {}).items():
+            self._turn_usage[key] = self._turn_usage.get(key, 0) + value
+        if self.verbose:
+            self.info(f"  call: {usage_line(e.data.get('call') or {}, *self._context)}")
+
+    def _on_retry(self, e: Event) -> None:
+        d = e.data
+        self.info(
+            f"↻ {d.get('kind', 'error')}: {d.get('message', '')} — retry {d.get('attempt', '?')} "
+            f"in {float(d.get('delay') or 0):.1f}s"
+        )
+
+    def _on_compacted(self, e: Event) -> None:
+        d = e.data
+        if not d.get("removed"):
+            self.info(f"⇣ nothing to compact yet ({tokens(d.get('after_tokens', 0))} tokens)")
+            return
+        self.info(
+            f"⇣ compacted the history: {tokens(d.get('before_tokens', 0))} → "
+            f"{tokens(d.get('after_tokens', 0))} tokens ({d.get('removed', 0)} messages summarised)"
+        )
+
+    def _on_doom_loop(self, e: Event) -> None:
+        what = "stopping the run" if e.data.get("stopped") else "nudging the model"
+        self.warn(f"the agent is repeating itself ({e.data.get('description', '')}); {what}")
+
+    def _on_limit_reached(self, e: Event) -> None:
+        self.warn(f"limit reached: {e.data.get('limit', '')} = {e.data.get('value', '')}")
+
+    def _on_error(self, e: Event) -> None:
+        kind = e.data.get("kind")
+        self.error(
+            str(e.data.get("message", "")), str(e.data.get("hint") or ""), title=f"error · {kind}" if kind else "error"
+        )
+
+    def _on_interrupted(self, e: Event) -> None:
+        self.warn("interrupted")
+
+    def _on_undo_complete(self, e: Event) -> None:
+        self.info(f"undid the last turn ({e.data.get('removed', 0)} messages removed)")
+
+    def _on_turn_complete(self, e: Event) -> None:
+        d = e.data
+        reason = str(d.get("stop_reason", "done"))
+        parts = [STOPPED.get(reason, reason) if reason != "done" else "done"]
+        if d.get("iterations"):
+            parts.append(f"{d['iterations']} steps")
+        parts.append(usage_line(self._turn_usage or d.get("usage") or {}, *self._context))
+        if self._turn_started is not None:
+            parts.append(seconds(max(0.0, e.ts - self._turn_started)))
+        self._turn_started, self._turn_usage = None, {}
+        self._streamed = ""
+        style = "dim" if reason == "done" else "yellow"
+        self.print(Text("── " + " · ".join(parts), style=style))
+
+
+class JsonRenderer:
+    """One JSON object per event, one per line, flushed at once (`--json`)."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.stream = stream
+
+    def render(self, event: Event) -> None:
+        self.stream.write(json.dumps(event.to_dict(), ensure_ascii=False, default=str) + "\n")
+        self.stream.flush()
+
+
+class LineReader:
+    """Reads stdin lines in a daemon thread so events keep flowing; an abandoned read is reused by the next one."""
+
+    def __init__(self) -> None:
+        self._pending: concurrent.futures.Future[str | None] | None = None
+
+    async def read(self, prompt: str) -> str | None:
+        """The next line without its newline, or None at end of input."""
+        if self._pending is None:
+            self._pending = concurrent.futures.Future()
+            threading.Thread(target=self._work, args=(prompt, self._pending), daemon=True).start()
+        pending = self._pending
+        try:
+            return await asyncio.shield(asyncio.wrap_future(pending))
+        finally:
+            if pending.done():
+                self._pending = None
+
+    @staticmethod
+    def _work(prompt: str, future: concurrent.futures.Future[str | None]) -> None:
+        try:
+            future.set_result(input(prompt))
+        except EOFError:
+            future.set_result(None)
+        except BaseException as e:  # pragma: no cover - stdin closed under us
+            logger.debug("reading stdin failed: %r", e)
+            future.set_result(None)
+
+
+__all__ = ["ConsoleRenderer", "JsonRenderer", "LineReader", "usage_line"]

@@ -1,0 +1,354 @@
+"""The ml-intern command: flags, config overrides, exit codes, and real runs as subprocesses."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent.cli import build_parser, config_overrides, exit_code, main
+from agent.config import load_config
+from agent.errors import ConfigError
+from agent.llm.scripted import call, say
+from agent.llm.server import ScriptedServer
+
+
+def cli_env(tmp_path: Path) -> dict[str, str]:
+    """A subprocess environment with an empty data home, no user config and no real credentials."""
+    env = {k: v for k, v in os.environ.items() if not k.endswith(("_API_KEY", "_TOKEN", "_KEY"))}
+    env.update(
+        ML_INTERN_HOME=str(tmp_path / "home"),
+        ML_INTERN_CONFIG=str(tmp_path / "no-config.yaml"),
+        LITELLM_LOCAL_MODEL_COST_MAP="True",
+        HF_HUB_OFFLINE="1",
+        HF_HOME=str(tmp_path / "hf"),
+        NO_COLOR="1",
+        COLUMNS="100",
+    )
+    return env
+
+
+def run_cli(tmp_path: Path, *args: str, stdin: str = "", cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "agent", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=cli_env(tmp_path),
+        cwd=cwd or tmp_path,
+        timeout=120,
+    )
+
+
+# ---- flags and config -------------------------------------------------------------------------
+
+
+def test_no_prompt_means_interactive_and_a_prompt_means_headless() -> None:
+    parser = build_parser()
+    assert parser.parse_args([]).prompt is None
+    args = parser.parse_args(["train a model", "--json", "--workdir", "proj"])
+    assert args.prompt == "train a model"
+    assert args.json
+    assert args.workdir == Path("proj")
+
+
+def test_flags_become_config_overrides() -> None:
+    args = build_parser().parse_args(
+        [
+            "--model",
+            "ollama/qwen3",
+            "--base-url",
+            "http://127.0.0.1:1/v1",
+            "--max-iterations",
+            "7",
+            "--budget",
+            "2.5",
+            "--yolo",
+            "--no-stream",
+        ]
+    )
+    assert config_overrides(args) == {
+        "model": "ollama/qwen3",
+        "base_url": "http://127.0.0.1:1/v1",
+        "max_iterations": 7,
+        "budget_usd": 2.5,
+        "yolo": True,
+        "stream": False,
+    }
+    config = load_config(None, config_overrides(args), use_user_file=False)
+    assert (config.model, config.max_iterations, config.budget_usd, config.yolo, config.stream) == (
+        "ollama/qwen3",
+        7,
+        2.5,
+        True,
+        False,
+    )
+
+
+def test_unset_flags_leave_the_config_alone() -> None:
+    assert config_overrides(build_parser().parse_args(["task"])) == {}
+
+
+def test_set_overrides_merge_and_flags_win() -> None:
+    args = build_parser().parse_args(
+        ["-c", "llm.timeout=30", "--set", "llm.max_retries=1", "-c", "model=a/b", "--model", "c/d"]
+    )
+    assert config_overrides(args) == {"llm": {"timeout": 30, "max_retries": 1}, "model": "c/d"}
+    config = load_config(None, config_overrides(args), use_user_file=False)
+    assert (config.llm.timeout, config.llm.max_retries, config.model) == (30, 1, "c/d")
+
+
+def test_a_malformed_override_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match=r"key\.sub=value"):
+        config_overrides(build_parser().parse_args(["-c", "no-equals-sign"]))
+
+
+@pytest.mark.parametrize(
+    ("reason", "code"),
+    [
+        ("done", 0),
+        ("error", 1),
+        ("doom_loop", 1),
+        ("approval_denied", 1),
+        ("max_iterations", 3),
+        ("budget", 3),
+        ("interrupted", 130),
+        ("suspended", 1),
+        (None, 1),
+    ],
+)
+def test_exit_codes(reason: str | None, code: int) -> None:
+    assert exit_code(reason) == code
+
+
+# ---- the command as a subprocess --------------------------------------------------------------
+
+
+def test_help_is_fast_to_import() -> None:
+    code = (
+        "import sys\nfrom agent.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "heavy = sorted({'litellm', 'rich', 'pydantic', 'mcp', 'huggingface_hub', 'yaml'} & set(sys.modules))\n"
+        "print('HEAVY', heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert "usage: ml-intern" in out.stdout
+    assert "HEAVY []" in out.stdout
+
+
+def test_installed_script_shows_help_and_version(tmp_path: Path) -> None:
+    script = Path(sys.executable).with_name("ml-intern")
+    if not script.exists():
+        pytest.skip("the ml-intern console script is not installed in this environment")
+    helped = subprocess.run([str(script), "--help"], capture_output=True, text=True, env=cli_env(tmp_path), timeout=60)
+    assert helped.returncode == 0
+    assert "exit codes" in helped.stdout
+    version = subprocess.run(
+        [str(script), "--version"], capture_output=True, text=True, env=cli_env(tmp_path), timeout=60
+    )
+    assert version.returncode == 0
+    assert version.stdout.startswith("ml-intern ")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--max-iterations", "0", "task"], "max_iterations"),
+        (["-c", "llm.temprature=0.2", "task"], "llm.temprature: unknown key"),
+        (["-c", "oops", "task"], "must look like key.sub=value"),
+        (["--config", "missing.yaml", "task"], "missing.yaml does not exist"),
+        (["--workdir", "no/such/dir", "task"], "is not a folder"),
+        (["--json"], "--json needs a prompt"),
+        (["--budget", "lots", "task"], "invalid float value"),
+    ],
+)
+def test_usage_and_config_errors_exit_2_with_a_readable_message(tmp_path: Path, args: list[str], message: str) -> None:
+    result = run_cli(tmp_path, *args)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
+
+
+def test_a_bad_config_file_names_the_file(tmp_path: Path) -> None:
+    (tmp_path / "cfg.yaml").write_text("max_iterations: [1, 2]\n")
+    result = run_cli(tmp_path, "--config", "cfg.yaml", "task")
+    assert result.returncode == 2
+    assert "cfg.yaml" in result.stderr
+    assert "max_iterations" in result.stderr
+
+
+def test_list_sessions_when_there_are_none(tmp_path: Path) -> None:
+    result = run_cli(tmp_path, "--list-sessions")
+    assert result.returncode == 0, result.stderr
+    assert "no saved sessions yet" in result.stdout
+
+
+def _json_lines(text: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+# ---- end to end, against the scripted OpenAI-compatible server --------------------------------
+
+
+def against(srv: ScriptedServer, work: Path) -> list[str]:
+    return ["--model", "scripted", "--base-url", srv.base_url, "--workdir", str(work)]
+
+
+@pytest.fixture
+def work(tmp_path: Path) -> Path:
+    path = tmp_path / "work"
+    path.mkdir()
+    return path
+
+
+def test_headless_run_as_a_subprocess_writes_the_file_and_prints_the_answer(tmp_path: Path, work: Path) -> None:
+    with ScriptedServer([call("write", path="hello.txt", content="hi\n"), say("I wrote hello.txt.")]) as srv:
+        result = run_cli(tmp_path, *against(srv, work), "write hello.txt")
+    assert result.returncode == 0, result.stderr
+    assert (work / "hello.txt").read_text() == "hi\n"
+    assert result.stdout == "I wrote hello.txt.\n"
+    assert "▸ write  write hello.txt" in result.stderr
+    assert "── done" in result.stderr
+
+
+def test_headless_json_emits_only_parseable_events_and_the_session_resumes(
+    tmp_path: Path, work: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with ScriptedServer([call("write", path="a.txt", content="7"), say("Noted."), say("It was 7.")]) as srv:
+        assert main([*against(srv, work), "--json", "remember the number 7"]) == 0
+        events = _json_lines(capsys.readouterr().out)
+        session_id = events[0]["data"]["session_id"]
+        assert main(["--list-sessions"]) == 0
+        listed = capsys.readouterr().out
+        assert main([*against(srv, work), "--resume", session_id[:15], "what was it?"]) == 0
+        resumed = capsys.readouterr()
+        sent = srv.requests[-1].body["messages"]
+    types = [e["type"] for e in events]
+    assert (types[0], types[-1]) == ("ready", "shutdown")
+    assert {"tool_call", "tool_output", "assistant_message", "usage"} <= set(types)
+    done = next(e for e in events if e["type"] == "turn_complete")
+    assert (done["data"]["stop_reason"], done["data"]["final"]) == ("done", "Noted.")
+    assert session_id in listed
+    assert "remember the number 7" in listed
+    assert resumed.out == "It was 7.\n"
+    assert "(resumed)" in resumed.err
+    assert any("remember the number 7" in json.dumps(m) for m in sent)
+
+
+def test_headless_max_iterations_exits_3(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with ScriptedServer([call("write", path="a.txt", content="a"), say("never reached")]) as srv:
+        code = main([*against(srv, work), "--max-iterations", "1", "--no-stream", "keep going"])
+    out = capsys.readouterr()
+    assert code == 3, out.err
+    assert "limit reached: max_iterations = 1" in out.err
+    assert "raise --max-iterations" in out.out
+
+
+def test_headless_failure_exits_1_and_shows_the_error(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with ScriptedServer([{"fault": "http", "status": 401, "message": "Invalid API key"}]) as srv:
+        code = main([*against(srv, work), "-c", "llm.max_retries=0", "hello"])
+    out = capsys.readouterr()
+    assert code == 1, out.err
+    assert "Invalid API key" in out.err
+    assert "OPENAI_API_KEY" in out.err
+
+
+def test_a_missing_key_is_named_before_anything_runs(tmp_path: Path, work: Path) -> None:
+    result = run_cli(tmp_path, "--model", "huggingface/org/model", "--workdir", str(work), "hello")
+    assert result.returncode == 2
+    assert "HF_TOKEN" in result.stderr
+    assert "→ export HF_TOKEN" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_resume_of_an_unknown_session_exits_2(tmp_path: Path, work: Path) -> None:
+    result = run_cli(tmp_path, "--workdir", str(work), "--model", "openai/x", "--resume", "nope", "hi")
+    assert result.returncode == 2
+    assert "no session matches 'nope'" in result.stderr
+
+
+def test_interactive_chat_driven_through_stdin(tmp_path: Path, work: Path) -> None:
+    script = [call("write", path="yes.txt", content="y"), call("write", path="no.txt", content="n"), say("Okay.")]
+    lines = [
+        "write two files",
+        "y",
+        "n",
+        "not that one",
+        "/cost",
+        "/plan",
+        "/nope",
+        "/model",
+        "/sessions",
+        "/help",
+        "/undo",
+        "/quit",
+    ]
+    with ScriptedServer(script) as srv:
+        result = run_cli(tmp_path, *against(srv, work), "-c", "approvals.ask=[write]", stdin="\n".join(lines) + "\n")
+        last_request = srv.requests[-1].body
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert (work / "yes.txt").exists()
+    assert not (work / "no.txt").exists()
+    assert out.count("approval needed · write") == 2
+    assert "not that one" in json.dumps(last_request["messages"][-1])
+    assert "Okay." in out
+    assert "run total: " in out
+    assert "no plan yet" in out
+    assert "unknown command /nope" in out
+    assert "model: scripted" in out
+    assert "* " in out and "write two files" in out  # the current session, starred, with its first message
+    assert "/compact" in out
+    assert "undid the last turn (6 messages removed)" in out
+    assert "continue with: ml-intern --resume" in out
+
+
+def _wait_for_request(srv: ScriptedServer, proc: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 60
+    while not srv.requests and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert srv.requests, "the CLI never called the model"
+
+
+def test_ctrl_c_in_headless_interrupts_and_exits_130(tmp_path: Path, work: Path) -> None:
+    with ScriptedServer([{"fault": "hang", "seconds": 60}]) as srv:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "agent", *against(srv, work), "wait forever"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=cli_env(tmp_path),
+        )
+        _wait_for_request(srv, proc)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err
+
+
+def test_ctrl_c_in_a_chat_interrupts_the_turn_not_the_program(tmp_path: Path, work: Path) -> None:
+    with ScriptedServer([{"fault": "hang", "seconds": 60}, say("Still here.")]) as srv:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "agent", *against(srv, work)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=cli_env(tmp_path),
+        )
+        assert proc.stdin is not None
+        proc.stdin.write("wait forever\n")
+        proc.stdin.flush()
+        _wait_for_request(srv, proc)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate("are you there?\n/quit\n", timeout=60)
+    assert proc.returncode == 0, err
+    assert "interrupted" in out
+    assert "Still here." in out

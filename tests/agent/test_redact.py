@@ -1,0 +1,213 @@
+import random
+import secrets
+import string
+
+import pytest
+
+from agent.redact import REDACTED, Redactor, is_secret_name, scrub_env
+
+
+def alnum(n: int) -> str:
+    return "".join(random.choices(string.ascii_letters + string.digits, k=n))
+
+
+def upper(n: int) -> str:
+    return "".join(random.choices(string.ascii_uppercase + string.digits, k=n))
+
+
+def pem() -> str:
+    body = "\n".join(alnum(64) for _ in range(4))
+    return f"-----BEGIN RSA PRIVATE KEY-----\n{body}\n-----END RSA PRIVATE KEY-----"
+
+
+# Each case: (secret, how it appears in text); keys are generated at run time.
+TOKENS = {
+    "hf": lambda: "hf_" + alnum(34),
+    "openai": lambda: "sk-proj-" + alnum(48),
+    "anthropic": lambda: "sk-ant-api03-" + alnum(40),
+    "github classic": lambda: random.choice("pousr").join(["gh", "_"]) + alnum(36),
+    "github fine-grained": lambda: "github_pat_" + alnum(22) + "_" + alnum(59),
+    "aws key id": lambda: "AKIA" + upper(16),
+    "aws session key id": lambda: "ASIA" + upper(16),
+    "slack": lambda: f"xox{random.choice('bap')}-{secrets.randbelow(10**12)}-{alnum(24)}",
+    "jwt": lambda: f"eyJ{alnum(20)}.eyJ{alnum(30)}.{alnum(43)}",
+}
+
+
+@pytest.mark.parametrize("kind", list(TOKENS))
+def test_token_shapes_are_redacted(kind: str) -> None:
+    token = TOKENS[kind]()
+    text = f"using {token} for the request\nnext line"
+
+    out = Redactor().redact(text)
+
+    assert out == f"using {REDACTED} for the request\nnext line"
+
+
+def test_bearer_keeps_the_scheme() -> None:
+    token = alnum(40)
+
+    out = Redactor().redact(f"Authorization: Bearer {token}")
+
+    assert out == f"Authorization: Bearer {REDACTED}"
+
+
+def test_url_credentials_keep_the_user() -> None:
+    password = alnum(20)
+
+    out = Redactor().redact(f"remote: https://x-access-token:{password}@example.invalid/o/r.git")
+
+    assert out == f"remote: https://x-access-token:{REDACTED}@example.invalid/o/r.git"
+
+
+def test_pem_private_key_blocks() -> None:
+    key = pem()
+
+    out = Redactor().redact(f"key:\n{key}\ndone")
+
+    assert out == f"key:\n{REDACTED}\ndone"
+
+
+def test_cut_off_pem_block_is_still_redacted() -> None:
+    head = pem().split("-----END")[0]
+
+    out = Redactor().redact(head)
+
+    assert out == REDACTED
+
+
+def test_json_escaped_pem_block() -> None:
+    key = pem().replace("\n", "\\n")
+
+    out = Redactor().redact(f'{{"private_key": "{key}"}}')
+
+    assert out == f'{{"private_key": "{REDACTED}"}}'
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "HF_TOKEN={}",
+        "export OPENAI_API_KEY={}",
+        "WEBHOOK_SECRET: {}",
+        "DB_PASSWORD = '{}'",
+        '"AWS_SECRET_ACCESS_KEY": "{}"',
+        "GITHUB_APP_PRIVATE_KEY={}",
+    ],
+)
+def test_secret_looking_assignments_keep_the_name(template: str) -> None:
+    value = secrets.token_urlsafe(18).replace("-", "x")
+
+    out = Redactor().redact(template.format(value))
+
+    assert value not in out
+    assert out == template.format(REDACTED)
+
+
+def test_assignment_inside_a_json_string_stops_at_an_escape() -> None:
+    value = alnum(24)
+
+    out = Redactor().redact(f'{{"content": "HF_TOKEN={value}\\nmodel = load()\\n"}}')
+
+    assert out == f'{{"content": "HF_TOKEN={REDACTED}\\nmodel = load()\\n"}}'
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'HF_TOKEN = os.environ["HF_TOKEN"]',
+        'GITHUB_TOKEN = os.getenv("GITHUB_TOKEN")',
+        "GITHUB_TOKEN: ${{ secrets.GITHUB_TOKEN }}",
+        "headers: {Authorization: Bearer ${HF_TOKEN}}",
+        "tokenizer.pad_token = tokenizer.eos_token",
+        "max_new_tokens: 512",
+        "HF_TOKEN=short",
+        "HF_TOKEN_PATH=/home/user/.cache/token",
+        f"HF_TOKEN: {REDACTED}",
+        "pip install scikit-learn transformers",
+    ],
+)
+def test_ordinary_text_and_references_are_left_alone(text: str) -> None:
+    assert Redactor().redact(text) == text
+
+
+def test_env_values_are_redacted_wherever_they_appear() -> None:
+    password = "pw-" + alnum(20)
+    wandb = alnum(40)
+    env = {"DB_PASSWORD": password, "WANDB_API_KEY": wandb, "HOME": "/home/someone-long", "X_TOKEN": "short"}
+
+    redactor = Redactor.from_env(env)
+
+    assert redactor.redact(f"connecting with {password} and key={wandb}") == (
+        f"connecting with {REDACTED} and key={REDACTED}"
+    )
+    assert redactor.redact("home is /home/someone-long, short stays") == "home is /home/someone-long, short stays"
+
+
+def test_added_values_are_redacted_and_short_ones_ignored() -> None:
+    redactor = Redactor()
+    value = alnum(30)
+    redactor.add(value)
+    redactor.add("abc")
+
+    assert redactor.redact(f"token {value}; abc") == f"token {REDACTED}; abc"
+
+
+def test_redaction_is_idempotent() -> None:
+    text = f"HF_TOKEN={TOKENS['hf']()} and Bearer {alnum(30)} and {pem()}"
+    once = Redactor().redact(text)
+
+    assert Redactor().redact(once) == once
+
+
+def test_large_output_with_a_secret_at_the_end() -> None:
+    token = TOKENS["github classic"]()
+    text = "epoch 1 loss 0.25 lr=3e-4 MODEL_NAME=distilbert\n" * 40_000 + token
+
+    out = Redactor().redact(text)
+
+    assert out.endswith(REDACTED) and token not in out
+    assert len(out) == len(text) - len(token) + len(REDACTED)
+
+
+def test_redact_obj_recurses_and_keeps_other_values() -> None:
+    token = TOKENS["hf"]()
+    obj = {"a": [f"x {token}", 3, None, (token, 1.5)], token: {"b": True}}
+
+    out = Redactor().redact_obj(obj)
+
+    assert out == {"a": [f"x {REDACTED}", 3, None, (REDACTED, 1.5)], REDACTED: {"b": True}}
+    assert obj["a"][0] == f"x {token}"  # the input is not modified
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "HF_TOKEN",
+        "HUGGING_FACE_HUB_TOKEN",
+        "GITHUB_TOKEN",
+        "GH_TOKEN",
+        "OPENAI_API_KEY",
+        "ANTHROPIC_API_KEY",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "GITHUB_APP_PRIVATE_KEY",
+        "WEBHOOK_SECRET",
+        "DB_PASSWORD",
+        "API_KEY",
+        "hf_token",
+    ],
+)
+def test_secret_names(name: str) -> None:
+    assert is_secret_name(name)
+
+
+@pytest.mark.parametrize("name", ["PATH", "HOME", "HF_HOME", "TOKENIZERS_PARALLELISM", "HF_TOKEN_PATH", "KEYBOARD"])
+def test_ordinary_names(name: str) -> None:
+    assert not is_secret_name(name)
+
+
+def test_scrub_env_drops_secrets_and_keeps_the_rest() -> None:
+    env = {"PATH": "/usr/bin", "HF_TOKEN": "hf_x", "OPENAI_API_KEY": "sk-x", "HF_HOME": "/cache", "LANG": "C"}
+
+    assert scrub_env(env) == {"PATH": "/usr/bin", "HF_HOME": "/cache", "LANG": "C"}

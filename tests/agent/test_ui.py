@@ -1,0 +1,309 @@
+"""The terminal renderer, the JSON-lines renderer and the line reader."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import sys
+from typing import Any
+
+import pytest
+from rich.console import Console
+
+from agent.events import Event, EventType
+from agent.ui import ConsoleRenderer, JsonRenderer, LineReader, tokens, usage_line
+
+
+def ev(type_: str, ts: float = 0.0, **data: Any) -> Event:
+    return Event(EventType(type_), data, ts=ts)
+
+
+def render(*events: Event, verbose: bool = False) -> str:
+    out = io.StringIO()
+    ui = ConsoleRenderer(Console(file=out, width=100, force_terminal=False), verbose=verbose)
+    for e in events:
+        ui.render(e)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("kind", list(EventType))
+def test_every_event_renders_with_an_empty_payload(kind: EventType) -> None:
+    render(Event(kind, {}))
+
+
+def test_ready_names_model_session_and_tools() -> None:
+    out = render(
+        ev(
+            "ready",
+            session_id="20261121-113005-a1b2c3",
+            model="openai/gpt-5",
+            tools=["bash", "read"],
+            resumed=True,
+            workdir="/w",
+        )
+    )
+    assert "openai/gpt-5" in out
+    assert "session 20261121-113005-a1b2c3" in out
+    assert "(resumed)" in out
+    assert "2 tools" in out
+
+
+def test_ready_warns_about_mcp_servers_that_failed() -> None:
+    out = render(ev("ready", model="m", tools=[], mcp_failures={"hf": "connection refused"}))
+    assert "! MCP server hf is not available: connection refused" in out
+
+
+def test_streamed_text_is_printed_once() -> None:
+    chunks = [ev("assistant_chunk", text=t) for t in ("Hel", "lo\nwor", "ld")]
+    out = render(
+        *chunks,
+        ev("assistant_stream_end"),
+        ev("assistant_message", text="Hello\nworld", tool_calls=[]),
+        ev("tool_call", name="bash", summary="ls"),
+    )
+    assert out.count("world") == 1
+    assert out.startswith("Hello\nworld\n▸ bash  ls")
+
+
+def test_stream_reset_says_retrying_and_starts_over() -> None:
+    out = render(
+        ev("assistant_chunk", text="half an ans"),
+        ev("retry", attempt=1, delay=2, kind="stream", message="x"),
+        ev("assistant_stream_reset"),
+        ev("assistant_chunk", text="full answer"),
+        ev("assistant_stream_end"),
+        ev("assistant_message", text="full answer"),
+    )
+    assert out.index("half an ans\n") < out.index("retrying…") < out.index("full answer")
+    assert out.count("full answer") == 1
+
+
+def test_message_that_was_not_streamed_is_rendered_as_markdown() -> None:
+    out = render(ev("assistant_message", text="# Result\n\nIt **works**.", tool_calls=[]))
+    assert "Result" in out
+    assert "It works." in out
+    assert "**" not in out
+
+
+def test_tool_call_is_one_line_with_the_summary() -> None:
+    out = render(ev("tool_call", call_id="c1", name="bash", arguments={"command": "ls -la"}, summary="ls -la"))
+    assert out == "▸ bash  ls -la\n"
+
+
+def test_tool_call_without_summary_shows_arguments_and_stays_on_one_line() -> None:
+    out = render(ev("tool_call", name="write", arguments='{"path": "a.py", "content": "' + "x" * 300 + '"}'))
+    assert out.startswith('▸ write  path="a.py" content="xxx')
+    assert out.count("\n") == 1
+    assert out.rstrip("\n").endswith("…")
+
+
+def test_tool_output_is_cut_with_a_count_and_the_spill_path() -> None:
+    output = "\n".join(f"line {i}" for i in range(20))
+    out = render(
+        ev(
+            "tool_output",
+            call_id="c",
+            name="bash",
+            output=output,
+            is_error=False,
+            truncated=True,
+            spill_path="spills/c.txt",
+            duration_s=2.5,
+        )
+    )
+    assert "line 5" in out
+    assert "line 6" not in out
+    assert "… 14 more lines" in out
+    assert "full output: spills/c.txt" in out
+    assert "2.5s" in out
+
+
+def test_verbose_tool_output_is_whole() -> None:
+    output = "\n".join(f"line {i}" for i in range(20))
+    out = render(ev("tool_output", name="bash", output=output, is_error=False, duration_s=0.1), verbose=True)
+    assert "line 19" in out
+    assert "more lines" not in out
+
+
+def test_failed_tool_output_is_marked() -> None:
+    out = render(ev("tool_output", name="bash", output="boom", is_error=True, duration_s=0.0))
+    assert "boom" in out
+    assert "✗ failed" in out
+
+
+def test_denied_call_is_not_called_a_failure() -> None:
+    out = render(
+        ev("tool_state_change", call_id="c1", name="bash", state="denied"),
+        ev("tool_output", call_id="c1", name="bash", output="Not run: the user denied this call.", is_error=True),
+    )
+    assert "✗ not run (denied)" in out
+    assert "failed" not in out
+
+
+def test_plan_tool_output_is_left_to_the_checklist() -> None:
+    assert render(ev("tool_output", name="plan", output="plan saved", is_error=False)) == ""
+
+
+def test_tool_logs_and_states_only_when_verbose() -> None:
+    events = [
+        ev("tool_log", call_id="c", line="epoch 1 loss 0.5"),
+        ev("tool_state_change", name="bash", state="running"),
+    ]
+    assert render(*events) == ""
+    out = render(*events, verbose=True)
+    assert "epoch 1 loss 0.5" in out
+    assert "bash: running" in out
+
+
+def test_plan_is_a_checklist() -> None:
+    plan = [
+        {"content": "read data", "status": "completed"},
+        {"content": "train", "status": "in_progress"},
+        {"content": "push", "status": "pending"},
+    ]
+    out = render(ev("plan_updated", plan=plan))
+    assert out.splitlines() == ["plan", "  ✓ read data", "  ◐ train", "  ○ push"]
+
+
+def test_approval_panel_shows_summary_effects_cost_and_arguments() -> None:
+    out = render(
+        ev(
+            "approval_required",
+            call_id="c1",
+            name="hf_jobs",
+            summary="run train.py on a10g",
+            effects=["network", "spend"],
+            arguments={"script": "train.py", "flavor": "a10g-small"},
+            cost_usd=1.5,
+        )
+    )
+    assert "approval needed · hf_jobs" in out
+    assert "run train.py on a10g" in out
+    assert "network, spend" in out
+    assert "estimated cost: $1.50" in out
+    assert '"flavor": "a10g-small"' in out
+
+
+def test_turn_footer_has_tokens_cost_context_and_elapsed_time() -> None:
+    call = {"prompt_tokens": 12_300, "completion_tokens": 450, "cached_tokens": 8000, "cost_usd": 0.0123}
+    out = render(
+        ev("processing", ts=100.0),
+        ev("usage", call=call, total=call, context_tokens=12_300, context_window=123_000),
+        ev("turn_complete", ts=104.25, stop_reason="done", final="ok", iterations=2, usage=call),
+    )
+    footer = out.strip().splitlines()[-1]
+    for part in ("done", "2 steps", "12.3k in", "450 out", "8.0k cached", "$0.0123", "context 10%", "4.2s"):
+        assert part in footer
+
+
+def test_turn_footer_sums_the_turns_calls_only() -> None:
+    call = {"prompt_tokens": 1000, "completion_tokens": 10, "cached_tokens": 0, "cost_usd": 0.5}
+    run_total = {"prompt_tokens": 99_000, "completion_tokens": 999, "cached_tokens": 0, "cost_usd": 9.0}
+    out = render(
+        ev("usage", call=call),
+        ev("usage", call=call),
+        ev("turn_complete", stop_reason="max_iterations", iterations=2, usage=run_total),
+    )
+    assert "2.0k in · 20 out · $1.00" in out
+    assert "stopped: too many steps" in out
+
+
+def test_error_panel_shows_the_hint() -> None:
+    out = render(
+        ev(
+            "error",
+            message="authentication failed for openai",
+            kind="auth",
+            hint="set OPENAI_API_KEY to your OpenAI key",
+        )
+    )
+    assert "error · auth" in out
+    assert "authentication failed for openai" in out
+    assert "→ set OPENAI_API_KEY to your OpenAI key" in out
+
+
+@pytest.mark.parametrize(
+    ("event", "expected"),
+    [
+        (
+            ev("retry", attempt=2, delay=4, kind="rate_limit", message="429 slow down"),
+            "↻ rate_limit: 429 slow down — retry 2 in 4.0s",
+        ),
+        (
+            ev("compacted", before_tokens=120_000, after_tokens=30_000, removed=40),
+            "compacted the history: 120.0k → 30.0k tokens (40 messages summarised)",
+        ),
+        (ev("compacted", before_tokens=900, after_tokens=900, removed=0), "nothing to compact yet (900 tokens)"),
+        (
+            ev("doom_loop", description="same bash call 3 times", stopped=True),
+            "repeating itself (same bash call 3 times)",
+        ),
+        (ev("limit_reached", limit="budget", value=5.0), "limit reached: budget = 5.0"),
+        (ev("interrupted"), "interrupted"),
+        (ev("undo_complete", removed=4), "undid the last turn (4 messages removed)"),
+    ],
+)
+def test_one_line_notices(event: Event, expected: str) -> None:
+    assert expected in render(event)
+
+
+def test_helpers_cost_table_and_empty_plan() -> None:
+    out = io.StringIO()
+    ui = ConsoleRenderer(Console(file=out, width=100, force_terminal=False))
+    ui.cost({"prompt_tokens": 1500, "completion_tokens": 20, "cached_tokens": 0, "cost_usd": 1.234})
+    ui.table("commands", [("/help", "this list")])
+    ui.plan([])
+    text = out.getvalue()
+    assert "run total: 1.5k in · 20 out · $1.23" in text
+    assert "/help" in text and "this list" in text
+    assert "no plan yet" in text
+
+
+def test_formatting_helpers() -> None:
+    assert [tokens(n) for n in (999, 1000, 2_500_000)] == ["999", "1.0k", "2.5M"]
+    assert usage_line({"prompt_tokens": 10, "completion_tokens": 5, "cost_usd": 0}) == "10 in · 5 out · $0.0000"
+
+
+class _CountingStream(io.StringIO):
+    flushes = 0
+
+    def flush(self) -> None:
+        self.flushes += 1
+        super().flush()
+
+
+def test_json_renderer_writes_one_flushed_line_per_event() -> None:
+    stream = _CountingStream()
+    out = JsonRenderer(stream)
+    out.render(Event(EventType.ASSISTANT_CHUNK, {"text": "héllo\n"}, seq=3))
+    out.render(Event(EventType.TURN_COMPLETE, {"stop_reason": "done"}, seq=4))
+    lines = stream.getvalue().splitlines()
+    assert [json.loads(line)["type"] for line in lines] == ["assistant_chunk", "turn_complete"]
+    assert json.loads(lines[0])["data"] == {"text": "héllo\n"}
+    assert stream.flushes == 2
+
+
+async def test_line_reader_reads_lines_then_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "stdin", io.StringIO("first\nsecond\n"))
+    reader = LineReader()
+    assert await reader.read("") == "first"
+    assert await reader.read("") == "second"
+    assert await reader.read("") is None
+
+
+async def test_an_abandoned_read_is_picked_up_by_the_next(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    r, w = os.pipe()
+    with os.fdopen(r) as stdin_r, os.fdopen(w, "w") as stdin_w:
+        monkeypatch.setattr(sys, "stdin", stdin_r)
+        reader = LineReader()
+        first = asyncio.ensure_future(reader.read(""))
+        await asyncio.sleep(0)
+        first.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        stdin_w.write("typed once\n")
+        stdin_w.flush()
+        assert await reader.read("") == "typed once"
