@@ -49,10 +49,10 @@ def parse_call(session: Session, call: ToolCall) -> Prepared:
     if not isinstance(args, dict):
         return Prepared(call, tool, result=ToolResult("The arguments must be a JSON object.", True))
     try:
-        args = tool.validate(args)
+        tool.validate(args)
     except ToolError as e:
         return Prepared(call, tool, result=ToolResult(str(e), True))
-    return Prepared(call, tool, args)
+    return Prepared(call, tool, args)  # the JSON form: events, approvals and cost estimates need plain data
 
 
 class Executor:

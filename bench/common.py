@@ -9,7 +9,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,27 +63,36 @@ def bench_env(home: Path) -> dict[str, str]:
     """A child environment: no credentials, an empty data home, no user config, nothing that reaches the network."""
     secret = ("_API_KEY", "_TOKEN", "_KEY", "_SECRET", "_PASSWORD")
     env = {k: v for k, v in os.environ.items() if not k.upper().endswith(secret)}
-    env.update(ML_INTERN_HOME=str(home / "home"), ML_INTERN_CONFIG=str(home / "no-config.yaml"),
-               LITELLM_LOCAL_MODEL_COST_MAP="True", HF_HUB_OFFLINE="1", HF_HUB_DISABLE_TELEMETRY="1",
-               NO_COLOR="1", COLUMNS="100")
+    env.update(
+        ML_INTERN_HOME=str(home / "home"),
+        ML_INTERN_CONFIG=str(home / "no-config.yaml"),
+        LITELLM_LOCAL_MODEL_COST_MAP="True",
+        HF_HUB_OFFLINE="1",
+        HF_HUB_DISABLE_TELEMETRY="1",
+        NO_COLOR="1",
+        COLUMNS="100",
+    )
     return env
 
 
 def run_quiet(argv: Sequence[str], env: dict[str, str], cwd: Path, timeout: float = 120) -> float:
     """Run a command to completion, output discarded; returns wall seconds. Fails loudly on a non-zero exit."""
     start = time.perf_counter()
-    done = subprocess.run(list(argv), env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                          timeout=timeout, check=False)
+    done = subprocess.run(
+        list(argv), env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=timeout, check=False
+    )
     seconds = time.perf_counter() - start
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)} exited {done.returncode}: {done.stderr.decode(errors='replace')[-800:]}")
     return seconds
 
 
-def interleaved(commands: dict[str, Sequence[str]], repeats: int, env: dict[str, str], cwd: Path) -> dict[str, list[float]]:
+def interleaved(
+    commands: Mapping[str, Sequence[str]], repeats: int, env: dict[str, str], cwd: Path
+) -> dict[str, list[float]]:
     """Time each command `repeats` times, round-robin, so drift on a noisy machine hits them all alike."""
     times: dict[str, list[float]] = {name: [] for name in commands}
-    for name, argv in commands.items():  # one warm-up each: page cache, .pyc files
+    for argv in commands.values():  # one warm-up each: page cache, .pyc files
         run_quiet(argv, env, cwd)
     for _ in range(repeats):
         for name, argv in commands.items():
@@ -92,8 +101,7 @@ def interleaved(commands: dict[str, Sequence[str]], repeats: int, env: dict[str,
 
 
 @contextlib.contextmanager
-def scripted_server(items: Sequence[Any], folder: Path, env: dict[str, str], *,
-                    nodelay: bool = False) -> Iterator[str]:
+def scripted_server(items: Sequence[Any], folder: Path, env: dict[str, str], *, nodelay: bool = False) -> Iterator[str]:
     """`python -m agent.llm.server` serving `items` in its own process; yields the base URL.
 
     With `nodelay` the server's sockets get TCP_NODELAY (see docs/benchmarks.md: without it, each request after the
@@ -105,8 +113,10 @@ def scripted_server(items: Sequence[Any], folder: Path, env: dict[str, str], *,
     script.write_text(json.dumps([i.to_dict() if hasattr(i, "to_dict") else i for i in items]))
     args = ["--script", str(script), "--port-file", str(port_file)]
     if nodelay:
-        code = ("import sys, agent.llm.server as s; s._Handler.disable_nagle_algorithm = True; "
-                "sys.exit(s.main(sys.argv[1:]))")
+        code = (
+            "import sys, agent.llm.server as s; s._Handler.disable_nagle_algorithm = True; "
+            "sys.exit(s.main(sys.argv[1:]))"
+        )
         argv = [sys.executable, "-c", code, *args]
     else:
         argv = [sys.executable, "-m", "agent.llm.server", *args]

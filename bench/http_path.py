@@ -42,14 +42,25 @@ async def bare(base_url: str, workdir: Path) -> float:
     tools = {t.name: t for t in workspace_tools(config.tools)}
     specs = [t.spec() for t in tools.values()]
     ctx = ToolContext(workdir, workdir, {})
-    messages: list[dict[str, Any]] = [{"role": "system", "content": "You are a benchmark."},
-                                      {"role": "user", "content": TASK}]
+    messages: list[dict[str, Any]] = [
+        {"role": "system", "content": "You are a benchmark."},
+        {"role": "user", "content": TASK},
+    ]
     start = time.perf_counter()
     for _ in range(STEPS + 1):
-        response = await litellm.acompletion(model=MODEL, api_base=base_url, api_key="sk-no-key", messages=messages,
-                                              tools=specs, stream=True, stream_options={"include_usage": True},
-                                              num_retries=0, max_retries=0, _skip_mcp_handler=True)
-        text, calls = "", {}
+        response = await litellm.acompletion(
+            model=MODEL,
+            api_base=base_url,
+            api_key="sk-no-key",
+            messages=messages,
+            tools=specs,
+            stream=True,
+            stream_options={"include_usage": True},
+            num_retries=0,
+            max_retries=0,
+            _skip_mcp_handler=True,
+        )
+        text, calls = "", dict[int, dict[str, str]]()
         async for chunk in response:
             for choice in chunk.choices:
                 text += choice.delta.content or ""
@@ -59,9 +70,16 @@ async def bare(base_url: str, workdir: Path) -> float:
                     c["arguments"] += f.function.arguments or ""
         if not calls:
             break
-        messages.append({"role": "assistant", "content": text or None, "tool_calls": [
-            {"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
-            for c in calls.values()]})
+        messages.append(
+            {
+                "role": "assistant",
+                "content": text or None,
+                "tool_calls": [
+                    {"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
+                    for c in calls.values()
+                ],
+            }
+        )
         for c in calls.values():
             out = await tools[c["name"]].fn(ctx, **json.loads(c["arguments"]))
             messages.append({"role": "tool", "tool_call_id": c["id"], "content": str(out)})
@@ -90,6 +108,15 @@ def measure(repeats: int, tmp: Path) -> list[Result]:
         for kind in times:
             times[kind].append(_one(kind, workdir, tmp))
     ms = {k: median(v) / STEPS * 1000 for k, v in times.items()}
-    return [Result("2. loop overhead", f"litellm HTTP path, {STEPS} steps, wall per step", ms["ours"], "ms",
-                   ms["bare"], "bare litellm.acompletion loop", samples=times["ours"],
-                   note="streamed; includes our chunk assembly, usage, cost, events, trace")]
+    return [
+        Result(
+            "2. loop overhead",
+            f"litellm HTTP path, {STEPS} steps, wall per step",
+            ms["ours"],
+            "ms",
+            ms["bare"],
+            "bare litellm.acompletion loop",
+            samples=times["ours"],
+            note="streamed; includes our chunk assembly, usage, cost, events, trace",
+        )
+    ]

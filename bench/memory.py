@@ -43,8 +43,15 @@ def headless_script() -> list[Turn]:
 def peak_rss(argv: Sequence[str], env: dict[str, str], cwd: Path) -> float:
     """Peak resident memory of `argv` (and any children it waited for), in MiB."""
     log = cwd / "peak.log"
-    done = subprocess.run([sys.executable, "-c", _PEAK, str(log), *argv], env=env, cwd=cwd, capture_output=True,
-                          text=True, timeout=300, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", _PEAK, str(log), *argv],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
     code, kib = done.stdout.split()
     if code != "0":
         raise RuntimeError(f"{' '.join(argv)} exited {code}:\n{log.read_text(errors='replace')[-1500:]}")
@@ -57,8 +64,16 @@ def headless_peak(tmp: Path, n: int) -> float:
     (folder / "ws").mkdir(parents=True)
     env = bench_env(folder)
     with scripted_server(headless_script(), folder / "server", env) as base_url:
-        argv = [str(VENV_BIN / "ml-intern"), "Write four small modules and check them.", "--base-url", base_url,
-                "--model", "openai/x", "--workdir", str(folder / "ws")]
+        argv = [
+            str(VENV_BIN / "ml-intern"),
+            "Write four small modules and check them.",
+            "--base-url",
+            base_url,
+            "--model",
+            "openai/x",
+            "--workdir",
+            str(folder / "ws"),
+        ]
         return peak_rss(argv, env, folder)
 
 
@@ -72,8 +87,25 @@ def measure(repeats: int, tmp: Path) -> list[Result]:
     group = "4. memory"
     steps = len(headless_script()) - 1
     return [
-        Result(group, f"peak RSS, headless run ({steps} steps)", median(runs), "MiB", median(litellm),
-               "python -c 'import litellm'", target=TARGET_MIB, samples=runs, digits=1),
-        Result(group, "peak RSS, python -c 'import litellm'", median(litellm), "MiB", median(bare), "python -c pass",
-               samples=litellm, digits=1),
+        Result(
+            group,
+            f"peak RSS, headless run ({steps} steps)",
+            median(runs),
+            "MiB",
+            median(litellm),
+            "python -c 'import litellm'",
+            target=TARGET_MIB,
+            samples=runs,
+            digits=1,
+        ),
+        Result(
+            group,
+            "peak RSS, python -c 'import litellm'",
+            median(litellm),
+            "MiB",
+            median(bare),
+            "python -c pass",
+            samples=litellm,
+            digits=1,
+        ),
     ]

@@ -26,8 +26,9 @@ def note_files(workdir: Path, n: int) -> None:
     for i in range(n):
         path = notes / f"{i}.txt"
         if not path.exists():
-            path.write_text("".join(f"note {i}, line {j}: the quick brown fox jumps over the lazy dog\n"
-                                    for j in range(20)))
+            path.write_text(
+                "".join(f"note {i}, line {j}: the quick brown fox jumps over the lazy dog\n" for j in range(20))
+            )
 
 
 def read_script(n: int) -> list[Turn | str]:
@@ -52,8 +53,9 @@ async def one_pair(n: int, workdir: Path, tmp: Path) -> tuple[Run, Run]:
     bare = await run_bare(ScriptedModel(read_script(n)), config, workdir, spill)
     for run in (ours, bare):
         if run.tool_calls != n or run.model_calls != n + 1:
-            raise RuntimeError(f"expected {n} tool calls and {n + 1} model calls, got {run.tool_calls}, "
-                               f"{run.model_calls}")
+            raise RuntimeError(
+                f"expected {n} tool calls and {n + 1} model calls, got {run.tool_calls}, {run.model_calls}"
+            )
     return ours, bare
 
 
@@ -71,12 +73,33 @@ def measure(repeats: int, tmp: Path) -> list[Result]:
         per_step[n] = median(ours)
         wall_ours = median([p[0].wall / n * 1000 for p in pairs])
         wall_bare = median([p[1].wall / n * 1000 for p in pairs])
-        rows.append(Result(group, f"overhead per step, {n} steps", per_step[n], "ms", median(bare),
-                           "bare loop overhead", target=TARGET_MS if n == max(SIZES) else None, samples=ours,
-                           note=f"wall {wall_ours:.2f} vs bare {wall_bare:.2f} ms/step"))
+        rows.append(
+            Result(
+                group,
+                f"overhead per step, {n} steps",
+                per_step[n],
+                "ms",
+                median(bare),
+                "bare loop overhead",
+                target=TARGET_MS if n == max(SIZES) else None,
+                samples=ours,
+                digits=3,
+                note=f"wall {wall_ours:.2f} vs bare {wall_bare:.2f} ms/step",
+            )
+        )
     lo, hi = min(SIZES), max(SIZES)
-    rows.append(Result(group, f"growth: ms/step at {hi} ÷ at {lo}", per_step[hi] / per_step[lo], "×", None, "",
-                       target=hi / lo, note=f"{hi / lo:.0f}× would be quadratic total time; ~1× is linear"))
+    rows.append(
+        Result(
+            group,
+            f"growth: ms/step at {hi} ÷ at {lo}",
+            per_step[hi] / per_step[lo],
+            "×",
+            None,
+            "",
+            target=hi / lo,
+            note=f"{hi / lo:.0f}× would be quadratic total time; ~1× is linear",
+        )
+    )
     return rows
 
 

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 
+from rich.markup import escape
 from rich.table import Table
 
 from bench.common import Result
@@ -31,19 +32,23 @@ class Setting:
     def machine() -> str:
         cpu = ""
         try:
-            cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                       if line.startswith("model name"))
+            cpu = next(
+                line.split(":", 1)[1].strip()
+                for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")
+            )
         except (OSError, StopIteration):
             cpu = platform.processor()
         return f"{os.cpu_count()} cores ({cpu or 'unknown CPU'}), {platform.system()} {platform.machine()}"
 
     def lines(self) -> list[str]:
         now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-        return [f"- Date: {now}",
-                f"- Machine: {self.machine()}",
-                f"- Python {platform.python_version()}, litellm {version('litellm')}, "
-                f"ml-intern {version('ml-intern')}",
-                f"- Mode: {'--quick' if self.quick else 'full'} ({self.seconds:.0f} s for the whole run)"]
+        return [
+            f"- Date: {now}",
+            f"- Machine: {self.machine()}",
+            f"- Python {platform.python_version()}, litellm {version('litellm')}, ml-intern {version('ml-intern')}",
+            f"- Mode: {'--quick' if self.quick else 'full'} ({self.seconds:.0f} s for the whole run)",
+        ]
 
 
 def ratio(r: Result) -> str:
@@ -62,9 +67,12 @@ def verdict(r: Result) -> str:
 
 
 def table(results: list[Result]) -> Table:
-    t = Table(title="ML Intern benchmarks (medians; baseline measured in the same run)", title_justify="left",
-              caption="Notes: " + "; ".join(f"[{i}] {r.note}" for i, r in enumerate(results, 1) if r.note),
-              caption_justify="left")
+    t = Table(
+        title="ML Intern benchmarks (medians; baseline measured in the same run)",
+        title_justify="left",
+        caption=escape("Notes: " + "; ".join(f"[{i}] {r.note}" for i, r in enumerate(results, 1) if r.note)),
+        caption_justify="left",
+    )
     for name in ("Measurement (vs baseline)", "Value", "Baseline", "Ratio", "Target", "Result"):
         t.add_column(name, justify="left" if name.startswith(("Measurement", "Result")) else "right")
     group = ""
@@ -73,16 +81,15 @@ def table(results: list[Result]) -> Table:
             group = r.group
             t.add_section()
         style = {"pass": "green", "FAIL": "bold red"}.get(verdict(r), "dim")
-        name = f"{r.group[:2]} {r.name}" + (f" [{i}]" if r.note else "")
+        name = escape(f"{r.group[:2]} {r.name}" + (f" [{i}]" if r.note else ""))
         if r.baseline_name:
-            name += f"\n   [dim]vs {r.baseline_name}[/]"
+            name += f"\n   [dim]vs {escape(r.baseline_name)}[/]"
         t.add_row(name, r.show(r.value), r.show(r.baseline), ratio(r), target(r), f"[{style}]{verdict(r)}[/]")
     return t
 
 
 def markdown_table(results: list[Result]) -> list[str]:
-    out = ["| Measurement | Value | Baseline (same run) | Ratio | Target | Result |",
-           "|---|--:|---|--:|---|---|"]
+    out = ["| Measurement | Value | Baseline (same run) | Ratio | Target | Result |", "|---|--:|---|--:|---|---|"]
     for r in results:
         base = f"{r.show(r.baseline)} ({r.baseline_name})" if r.baseline_name else r.show(r.baseline)
         name = f"{r.name} — {r.note}" if r.note else r.name
@@ -94,8 +101,9 @@ def markdown_table(results: list[Result]) -> list[str]:
 def hot_spot_table(spots: list[HotSpot], steps: int) -> list[str]:
     out = ["| Function | Calls | Own time | Cumulative | Cumulative per step |", "|---|--:|--:|--:|--:|"]
     for s in spots:
-        out.append(f"| `{s.where}` | {s.calls:,} | {s.own_ms:.1f} ms | {s.cum_ms:.1f} ms | "
-                   f"{s.cum_ms / steps * 1000:.0f} µs |")
+        out.append(
+            f"| `{s.where}` | {s.calls:,} | {s.own_ms:.1f} ms | {s.cum_ms:.1f} ms | {s.cum_ms / steps * 1000:.0f} µs |"
+        )
     return out
 
 
@@ -141,7 +149,8 @@ the ~55k characters the upstream ML Intern sends (a reference figure, not measur
 
 def markdown(results: list[Result], setting: Setting, spots: list[HotSpot], old: str | None) -> str:
     """The whole of docs/benchmarks.md; a findings block of an earlier version is kept."""
-    findings = FINDINGS.search(old).group(0) if old and FINDINGS.search(old) else None
+    found = FINDINGS.search(old) if old else None
+    findings = found.group(0) if found else None
     parts = [
         "# Benchmarks",
         "",

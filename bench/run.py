@@ -1,6 +1,6 @@
 """Benchmarks of ML Intern: cold start, loop overhead, prompt size, memory. Each next to a same-run baseline.
 
-    .venv/bin/python bench/run.py [--quick] [--profile] [--write-docs]
+.venv/bin/python bench/run.py [--quick] [--profile] [--write-docs]
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from rich.console import Console  # noqa: E402
 
 from bench import http_path, memory, overhead, server_latency, startup, tokens  # noqa: E402
 from bench.common import Result  # noqa: E402
+from bench.overhead import HotSpot  # noqa: E402
 from bench.report import Setting, markdown, table  # noqa: E402
 
 DOC = ROOT / "docs" / "benchmarks.md"
@@ -31,8 +32,11 @@ PROFILE_STEPS = 200
 
 def plan(quick: bool, tmp: Path) -> list[tuple[str, Callable[[], list[Result]]]]:
     """The measurements in order, with their repeats."""
-    n = {"startup": 5, "loop": 3, "http": 1, "memory": 1} if quick else {"startup": 15, "loop": 7, "http": 3,
-                                                                         "memory": 3}
+    n = (
+        {"startup": 5, "loop": 3, "http": 1, "memory": 1}
+        if quick
+        else {"startup": 15, "loop": 7, "http": 3, "memory": 3}
+    )
     return [
         ("cold start", lambda: startup.measure(n["startup"], tmp)),
         ("loop overhead", lambda: overhead.measure(n["loop"], tmp)),
@@ -44,13 +48,14 @@ def plan(quick: bool, tmp: Path) -> list[tuple[str, Callable[[], list[Result]]]]
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="bench/run.py", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="bench/run.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="fewer repeats (about a minute)")
     parser.add_argument("--profile", action="store_true", help=f"print a cProfile of a {PROFILE_STEPS}-step run")
     parser.add_argument("--write-docs", action="store_true", help=f"write {DOC.relative_to(ROOT)}")
     args = parser.parse_args(argv)
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 120)
     start = time.perf_counter()
     results: list[Result] = []
     with tempfile.TemporaryDirectory(prefix="ml-intern-bench-") as folder:
@@ -59,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
             with console.status(f"measuring {label}…"):
                 results += measure()
             console.log(f"{label}: done")
-        raw, spots = ("", [])
+        raw, spots = "", list[HotSpot]()
         if args.profile or args.write_docs:
             with console.status("profiling the loop…"):
                 raw, spots = overhead.profile(PROFILE_STEPS, tmp)

@@ -38,6 +38,15 @@ def measure(tmp: Path) -> list[Result]:
         shipped = _latencies(url)
     with scripted_server(items, tmp / "latency-nodelay", env, nodelay=True) as url:
         nodelay = _latencies(url)
-    return [Result("2. loop overhead", "scripted server request, keep-alive (as shipped)", median(shipped[1:]) * 1000,
-                   "ms", median(nodelay[1:]) * 1000, "same server with TCP_NODELAY", samples=shipped,
-                   note=f"first request {shipped[0] * 1000:.1f} ms; test harness, not the agent")]
+    return [
+        Result(
+            "2. loop overhead",
+            "scripted server request, keep-alive (as shipped)",
+            median(shipped[1:]) * 1000,
+            "ms",
+            median(nodelay[1:]) * 1000,
+            "same server with TCP_NODELAY",
+            samples=shipped,
+            note=f"first request {shipped[0] * 1000:.1f} ms; test harness, not the agent",
+        )
+    ]

@@ -26,8 +26,9 @@ print(json.dumps(sorted({m.split(".")[0] for m in sys.modules})), file=sys.stder
 
 def heavy_modules_after_help(env: dict[str, str], cwd: Path) -> list[str]:
     """Top-level heavy packages present in sys.modules after `ml-intern --help` ran in a fresh process."""
-    done = subprocess.run([sys.executable, "-c", _HELP_IMPORTS], env=env, cwd=cwd, capture_output=True, text=True,
-                          timeout=60, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", _HELP_IMPORTS], env=env, cwd=cwd, capture_output=True, text=True, timeout=60, check=True
+    )
     loaded = json.loads(done.stderr.strip().splitlines()[-1])
     return [m for m in HEAVY if m in loaded]
 
@@ -46,10 +47,27 @@ def measure(repeats: int, tmp: Path) -> list[Result]:
     group = "1. cold start"
     return [
         Result(group, "ml-intern --help", t["help"], "s", t["pass"], "python -c pass", target=0.3, digits=3),
-        Result(group, "ml-intern --help", t["help"], "s", t["argparse"], "python -c 'import argparse'", target=0.3,
-               digits=3),
+        Result(
+            group,
+            "ml-intern --help",
+            t["help"],
+            "s",
+            t["argparse"],
+            "python -c 'import argparse'",
+            target=0.3,
+            digits=3,
+        ),
         Result(group, "import agent", t["agent"], "s", t["pass"], "python -c pass", digits=3),
         Result(group, "import agent.loop (core, no litellm)", t["loop"], "s", t["pass"], "python -c pass", digits=3),
-        Result(group, "heavy packages loaded by --help", float(len(heavy)), "", 0.0, "none allowed", target=0.5,
-               digits=0, note=", ".join(heavy) or "none of " + ", ".join(HEAVY)),
+        Result(
+            group,
+            "heavy packages loaded by --help",
+            float(len(heavy)),
+            "",
+            0.0,
+            "none allowed",
+            target=0.5,
+            digits=0,
+            note=", ".join(heavy) or "none of " + ", ".join(HEAVY),
+        ),
     ]

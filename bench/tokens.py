@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 from agent.llm.scripted import ScriptedModel, Turn, call, say
 from agent.messages import Message
@@ -18,10 +20,10 @@ STEPS = 50
 OUTPUT_BYTES = 100_000
 UPSTREAM_PREAMBLE_CHARS = 55_000
 """System prompt and tool schemas the upstream ML Intern sends before any work (reference figure from the brief)."""
-UNBOUNDED = {"context": {"tool_output_chars": 10**9, "compact_at": 1.0, "context_window": 10**9}}
+UNBOUNDED: dict[str, Any] = {"context": {"tool_output_chars": 10**9, "compact_at": 1.0, "context_window": 10**9}}
 
 
-def big_output_script(steps: int) -> object:
+def big_output_script(steps: int) -> Callable[[list[Message]], Turn]:
     """Each step runs bash printing ~100 KB (a different command each time, so no loop guard fires).
 
     A function of the history, so the summary request a compaction makes gets a summary, not the next step.
@@ -46,10 +48,10 @@ def prompt_tokens(model: ScriptedModel) -> int:
     return sum(model.count_tokens(r, t) for r, t in zip(model.requests, model.tool_specs, strict=True))
 
 
-async def _trajectory(tmp: Path, name: str, overrides: dict[str, object]) -> tuple[int, int]:
+async def _trajectory(tmp: Path, name: str, overrides: Mapping[str, Any]) -> tuple[int, int]:
     config = bench_config(**overrides)
     window = config.context.context_window or 128_000
-    model = ScriptedModel(big_output_script(STEPS), context_window=window)  # type: ignore[arg-type]
+    model = ScriptedModel(big_output_script(STEPS), context_window=window)
     folder = tmp / f"tokens-{name}"
     shutil.rmtree(folder, ignore_errors=True)
     (folder / "ws").mkdir(parents=True)
@@ -73,9 +75,22 @@ def measure(tmp: Path) -> list[Result]:
     prompt, tools = preamble_chars()
     group = "3. prompt size"
     return [
-        Result(group, f"prompt tokens over {STEPS} steps of ~100 KB output", bounded, "tokens", unbounded,
-               "bounding and compaction off", note=f"{calls_b} vs {calls_u} model calls (summaries included); "
-               "≈4 chars/token estimate"),
-        Result(group, "system prompt + tool schemas", prompt + tools, "chars", UPSTREAM_PREAMBLE_CHARS,
-               "upstream ML Intern (reference)", note=f"prompt {prompt:,} + schemas {tools:,} chars"),
+        Result(
+            group,
+            f"prompt tokens over {STEPS} steps of ~100 KB output",
+            bounded,
+            "tokens",
+            unbounded,
+            "bounding and compaction off",
+            note=f"{calls_b} vs {calls_u} model calls (summaries included); ≈4 chars/token estimate",
+        ),
+        Result(
+            group,
+            "system prompt + tool schemas",
+            prompt + tools,
+            "chars",
+            UPSTREAM_PREAMBLE_CHARS,
+            "upstream ML Intern (reference)",
+            note=f"prompt {prompt:,} + schemas {tools:,} chars",
+        ),
     ]

@@ -6,7 +6,6 @@ import asyncio
 import dataclasses
 import json
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ from agent.loop import Agent
 from agent.messages import Message, ModelResponse
 from agent.session import open_session, system_prompt
 from agent.tools import workspace_tools
-from agent.tools.base import Tool, ToolContext, Toolbox
+from agent.tools.base import Tool, Toolbox, ToolContext
 
 TASK = "Read the notes and summarise them."
 
@@ -43,8 +42,15 @@ class TimedModel:
     def count_tokens(self, messages: list[Message], tools: list[dict[str, Any]] | None = None) -> int:
         return self.inner.count_tokens(messages, tools)
 
-    async def complete(self, messages: list[Message], tools: list[dict[str, Any]], *, stream: bool = False,
-                       on_text: OnText | None = None, on_retry: OnRetry | None = None) -> ModelResponse:
+    async def complete(
+        self,
+        messages: list[Message],
+        tools: list[dict[str, Any]],
+        *,
+        stream: bool = False,
+        on_text: OnText | None = None,
+        on_retry: OnRetry | None = None,
+    ) -> ModelResponse:
         in_callback = 0.0
 
         async def text(delta: str) -> None:
@@ -56,8 +62,9 @@ class TimedModel:
 
         start = time.perf_counter()
         try:
-            return await self.inner.complete(messages, tools, stream=stream, on_text=text if on_text else None,
-                                             on_retry=on_retry)
+            return await self.inner.complete(
+                messages, tools, stream=stream, on_text=text if on_text else None, on_retry=on_retry
+            )
         finally:
             self.watch.seconds += time.perf_counter() - start - in_callback
             self.watch.calls += 1
@@ -98,12 +105,12 @@ def bench_config(**overrides: Any) -> AgentConfig:
     return load_config(overrides=overrides, use_user_file=False)
 
 
-async def run_agent(model: Model, config: AgentConfig, workdir: Path, home: Path,
-                    profile: Callable[[], Any] | None = None) -> tuple[Run, Agent]:
+async def run_agent(model: Model, config: AgentConfig, workdir: Path, home: Path) -> tuple[Run, Agent]:
     """Run TASK through the real Agent (session, trace, events, approvals) until its turn completes."""
     model_watch, tool_watch = Stopwatch(), Stopwatch()
-    session = await open_session(config, workdir=workdir, headless=True, model=TimedModel(model, model_watch),
-                                 home=home)
+    session = await open_session(
+        config, workdir=workdir, headless=True, model=TimedModel(model, model_watch), home=home
+    )
     session.toolbox = Toolbox(timed_tool(t, tool_watch) for t in session.toolbox)
     agent = Agent(session)
     runner = asyncio.create_task(agent.run())
@@ -148,6 +155,6 @@ async def run_bare(model: Model, config: AgentConfig, workdir: Path, session_dir
             break
         for c in response.message.tool_calls:
             out = await tools[c.name].fn(ctx, **json.loads(c.arguments))
-            messages.append(Message.tool(c, getattr(out, "output", out)))
+            messages.append(Message.tool(c, out if isinstance(out, str) else out.output))
     wall = time.perf_counter() - start
     return Run(wall, model_watch.seconds, tool_watch.seconds, model_watch.calls, tool_watch.calls)

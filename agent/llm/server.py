@@ -154,7 +154,8 @@ class ScriptedServer:
     def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
         self.stop()
 
-    def _note(self, request: RecordedRequest) -> None:
+    def note(self, request: RecordedRequest) -> None:
+        """Keep a request (and append it to the record file)."""
         with self._lock:
             self.requests.append(request)
             if self.record is not None:
@@ -200,19 +201,25 @@ class _Handler(BaseHTTPRequestHandler):
         self._record(body)
         if self.path.rstrip("/") != "/v1/chat/completions":
             return self._json(404, error_body(404, f"no route for POST {self.path}"))
-        item = self.server_state.next_item(body)
+        try:
+            item = self.server_state.next_item(body)
+            fault = None if item is None else _fault(item)
+            turn = None if item is None or fault is not None else _turn(item)
+        except Exception as e:  # a broken script is the test's bug: say so in the answer
+            logger.exception("scripted server: the script failed")
+            return self._json(500, error_body(500, f"scripted server: the script failed: {e!r}", code="script_error"))
         if item is None:
             served = len(self.server_state.script) if not callable(self.server_state.script) else 0
             msg = f"scripted server: the script is exhausted (all {served} items were served); add more turns"
             return self._json(500, error_body(500, msg, code="script_exhausted"))
-        fault = _fault(item)
-        if fault is None:
-            return self._answer(body, _turn(item))
-        self._fault(body, fault)
+        if fault is not None:
+            return self._fault(body, fault)
+        if turn is not None:
+            self._answer(body, turn)
 
     def _record(self, body: Any) -> None:
         headers = {k.lower(): v for k, v in self.headers.items()}
-        self.server_state._note(RecordedRequest(self.command, self.path, headers, body))
+        self.server_state.note(RecordedRequest(self.command, self.path, headers, body))
 
     def _fault(self, body: dict[str, Any], fault: dict[str, Any]) -> None:
         kind = fault["fault"]

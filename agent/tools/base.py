@@ -145,6 +145,32 @@ def _parse_docstring(doc: str) -> tuple[str, dict[str, str]]:
     return "\n".join(desc).strip(), args
 
 
+def lean_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """Inline `$ref`s and drop titles: a flat, short schema every provider accepts (it is sent every step)."""
+    defs = schema.pop("$defs", {})
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, list):
+            return [walk(n) for n in node]
+        if not isinstance(node, dict):
+            return node
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            merged = {**defs[ref.rsplit("/", 1)[1]], **{k: v for k, v in node.items() if k != "$ref"}}
+            return walk(merged)
+        out: dict[str, Any] = {}
+        for key, value in node.items():
+            if key == "title" and isinstance(value, str):
+                continue
+            if key == "properties" and isinstance(value, dict):
+                out[key] = {name: walk(sub) for name, sub in value.items()}
+            else:
+                out[key] = walk(value)
+        return out
+
+    return walk(schema)  # type: ignore[no-any-return]
+
+
 def tool(
     *,
     effects: Iterable[Effect | str],
@@ -160,7 +186,7 @@ def tool(
 
     def wrap(fn: ToolFn) -> Tool:
         description, arg_docs = _parse_docstring(fn.__doc__ or "")
-        hints = get_type_hints(fn)
+        hints = get_type_hints(fn, include_extras=True)
         params = list(inspect.signature(fn).parameters.values())[1:]  # drop ctx
         fields: dict[str, Any] = {}
         for p in params:
@@ -169,14 +195,10 @@ def tool(
         model = create_model(  # type: ignore[call-overload]
             f"{fn.__name__}_args", __config__=ConfigDict(extra="forbid"), **fields
         )
-        schema = model.model_json_schema()
-        schema.pop("title", None)
-        for prop in schema.get("properties", {}).values():
-            prop.pop("title", None)
         return Tool(
             name=name or fn.__name__,
             description=description,
-            parameters=schema,
+            parameters=lean_schema(model.model_json_schema()),
             effects=frozenset(Effect(e) for e in effects),
             fn=fn,
             args_model=model,

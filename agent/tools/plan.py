@@ -16,18 +16,10 @@ Status = Literal["pending", "in_progress", "completed"]
 _MARKS: dict[str, str] = {"completed": "[x]", "in_progress": "[~]", "pending": "[ ]"}
 
 
-def _lean_schema(schema: dict[str, Any]) -> None:
-    """Keep the item schema short: it is sent to the model with every request."""
-    schema.pop("title", None)
-    schema.pop("description", None)
-    for prop in schema.get("properties", {}).values():
-        prop.pop("title", None)
-
-
 class PlanItem(BaseModel):
     """One step of the plan."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra=_lean_schema)
+    model_config = ConfigDict(extra="forbid")
 
     content: str
     status: Status
@@ -38,7 +30,13 @@ def render_plan(items: list[dict[str, str]]) -> str:
     return "\n".join(f"{_MARKS[i['status']]} {i['content']}" for i in items)
 
 
-@tool(effects=[Effect.READ])
+def _summary(args: dict[str, Any]) -> str:
+    todos = args.get("todos") or []
+    done = sum(1 for t in todos if isinstance(t, dict) and t.get("status") == "completed")
+    return f"plan: {len(todos)} items, {done} done"
+
+
+@tool(effects=[Effect.READ], summarize=_summary)
 async def plan(ctx: ToolContext, todos: list[PlanItem]) -> str:
     """Replace the task checklist (for multi-step work); keep the current item in_progress.
 

@@ -317,3 +317,13 @@ async def test_shutdown_suspends_a_waiting_turn_for_a_later_resume(start_agent):
     h2.submit(Approval(ask2.data["call_id"], approved=False, feedback="not now"))
     await h2.until(EventType.TURN_COMPLETE)
     assert not (h2.session.workdir / "later.txt").exists()
+
+
+async def test_structured_arguments_reach_events_as_plain_json(start_agent):
+    todos = [{"content": "Look around", "status": "in_progress"}, {"content": "Report", "status": "pending"}]
+    h = await start_agent([call("plan", todos=todos), say("planned")])
+    await h.turn("plan it")
+    assert h.of(EventType.TOOL_CALL)[0].data["arguments"] == {"todos": todos}
+    assert h.of(EventType.PLAN_UPDATED)[0].data["plan"] == todos
+    assert h.session.plan == todos
+    json.dumps([e.to_dict() for e in h.events])

@@ -198,6 +198,16 @@ def test_callable_script_answers_from_the_request() -> None:
     assert [a["choices"][0]["message"]["content"] for a in answers] == ["you said a", "you said b"]
 
 
+def test_a_failing_script_function_answers_500_with_the_error() -> None:
+    def reply(body: dict[str, Any]) -> str:
+        raise KeyError("no answer for this history")
+
+    with ScriptedServer(reply) as srv:
+        r = post(srv, {"model": "m", "messages": CHAT})
+    assert r.status_code == 500
+    assert "no answer for this history" in r.json()["error"]["message"]
+
+
 def test_concurrent_requests_each_get_one_item() -> None:
     with ScriptedServer([say(str(i)) for i in range(8)]) as srv:
         out: list[str] = []

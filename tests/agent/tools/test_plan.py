@@ -106,6 +106,6 @@ async def test_blank_content_is_refused(ctx: ToolContext) -> None:
 
 def test_plan_is_read_only_and_its_schema_lists_the_statuses() -> None:
     assert plan.effects == {Effect.READ}
-    item = plan.parameters["$defs"]["PlanItem"]
+    item = plan.parameters["properties"]["todos"]["items"]
     assert item["properties"]["status"]["enum"] == ["pending", "in_progress", "completed"]
     assert item["required"] == ["content", "status"]
