@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agent.cli import FAILED, OK, drain, on_sigint, show_sessions
@@ -45,32 +46,36 @@ class Chat:
         self._wake = asyncio.Event()
         self._busy = False
         self._last_sigint = float("-inf")
+        self._runner: asyncio.Task[None] | None = None
 
     async def run(self) -> int:
         """Chat until /quit, Ctrl+D or Ctrl+C at the prompt; 1 if the agent loop died."""
         from agent.events import Shutdown
 
-        on_sigint(self._on_sigint)
-        runner = asyncio.create_task(self.agent.run())
-        consumer = asyncio.create_task(self._consume(runner))
-        try:
-            await self._until("ready", busy=False)
-            if self.agent.busy:  # a resumed session first finishes the turn it was in
-                await self._until("turn_complete")
-            self.ui.info("type a task · /help for commands · Ctrl+C interrupts · Ctrl+D quits")
-            while not self._quit.is_set() and await self._handle(await self._read("› ")):
-                pass
-        except _Cancelled:
-            pass
-        self.agent.submit(Shutdown())
-        try:
-            await consumer
-        except Exception as e:
-            logger.debug("agent loop failed", exc_info=True)
-            self.ui.error(f"the agent loop stopped: {type(e).__name__}: {e}", "this is a bug; the trace has details")
-            return FAILED
+        self._runner = asyncio.create_task(self.agent.run())
+        consumer = asyncio.create_task(self._consume(self._runner))
+        with on_sigint(self._on_sigint):
+            with contextlib.suppress(_Cancelled):
+                await self._converse()
+            self.agent.submit(Shutdown())
+            try:
+                await consumer
+            except Exception as e:
+                logger.debug("agent loop failed", exc_info=True)
+                self.ui.error(
+                    f"the agent loop stopped: {type(e).__name__}: {e}", "this is a bug; the trace has details"
+                )
+                return FAILED
         self.ui.info(f"session saved · continue with: ml-intern --resume {self.session.id}")
         return OK
+
+    async def _converse(self) -> None:
+        await self._until("ready", busy=False)
+        if self.agent.busy:  # a resumed session first finishes the turn it was in
+            await self._until("turn_complete")
+        self.ui.info("type a task · /help for commands · Ctrl+C interrupts · Ctrl+D quits")
+        while not self._quit.is_set() and await self._handle(await self._read("› ")):
+            pass
 
     async def _consume(self, runner: asyncio.Task[None]) -> None:
         try:
@@ -116,7 +121,9 @@ class Chat:
 
         now = asyncio.get_running_loop().time()
         double, self._last_sigint = now - self._last_sigint < 1.0, now
-        if self._busy and not double:
+        if self._quit.is_set() and self._runner is not None:  # already leaving, and stuck: stop hard
+            self._runner.cancel()
+        elif self._busy and not double:
             self.agent.submit(Interrupt())
             self.ui.warn("interrupting… (Ctrl+C again to quit)")
         else:
@@ -132,8 +139,7 @@ class Chat:
                 line = await self._read(APPROVE_PROMPT)
             except _Cancelled:
                 return  # the turn is being interrupted
-            if line is None:
-                self.agent.submit(Approval(call_id, False, "the user closed the input"))
+            if line is None:  # input closed: leave, the call stays pending for `--resume`
                 self._quit.set()
                 return
             word, _, rest = line.strip().partition(" ")
@@ -155,7 +161,7 @@ class Chat:
             return False
         line = line.strip()
         word, _, rest = line.partition(" ")
-        if word.startswith("/") and "/" not in word[1:]:  # a path like /tmp/x is a message, not a command
+        if word.startswith("/") and not Path(word).exists():  # "/data/x.csv has NaNs" is a message
             return await self._command(word.lower(), rest.strip())
         if line:
             self.agent.submit(UserInput(line))

@@ -215,10 +215,19 @@ async def drain(agent: Agent, runner: asyncio.Task[None]) -> AsyncIterator[Event
             return
 
 
-def on_sigint(callback: Callable[[], None]) -> None:
-    """Handle Ctrl+C inside the event loop (where the platform allows it)."""
-    with contextlib.suppress(NotImplementedError, RuntimeError):
-        asyncio.get_running_loop().add_signal_handler(signal.SIGINT, callback)
+@contextlib.contextmanager
+def on_sigint(callback: Callable[[], None]) -> Iterator[None]:
+    """Handle Ctrl+C inside the running event loop (where the platform allows it) for the duration of the block."""
+    loop = asyncio.get_running_loop()
+    try:
+        loop.add_signal_handler(signal.SIGINT, callback)
+    except (NotImplementedError, RuntimeError):  # Windows, or not the main thread: Ctrl+C stays KeyboardInterrupt
+        yield
+        return
+    try:
+        yield
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
 
 
 async def _headless(args: argparse.Namespace, config: AgentConfig) -> int:
@@ -233,20 +242,20 @@ async def _headless(args: argparse.Namespace, config: AgentConfig) -> int:
         presses += 1
         agent.submit(Interrupt() if presses == 1 else Shutdown())
 
-    on_sigint(interrupt)
     runner = asyncio.create_task(agent.run())
     agent.submit(UserInput(args.prompt))
     try:
-        async for event in drain(agent, runner):
-            out.render(event)
-            if event.type is EventType.READY and agent.busy:
-                pending += 1  # a resumed session first finishes the turn it was in
-            elif event.type is EventType.TURN_COMPLETE:
-                pending -= 1
-                if pending == 0:
-                    outcome = event.data
-                    agent.submit(Shutdown())
-        await runner
+        with on_sigint(interrupt):
+            async for event in drain(agent, runner):
+                out.render(event)
+                if event.type is EventType.READY and agent.busy:
+                    pending += 1  # a resumed session first finishes the turn it was in
+                elif event.type is EventType.TURN_COMPLETE:
+                    pending -= 1
+                    if pending == 0:
+                        outcome = event.data
+                        agent.submit(Shutdown())
+            await runner
     finally:
         await session.close()
     return _finish_headless(out, outcome, interrupted=presses > 0)

@@ -37,7 +37,7 @@ class LLMConfig(_Strict):
 
 
 class ContextConfig(_Strict):
-    compact_at: float = Field(0.8, gt=0.1, le=1.0)
+    compact_at: float = Field(default=0.8, gt=0.1, le=1.0)
     """Compact when the prompt passes this share of the model's context window."""
     keep_recent_messages: int = 8
     """Messages at the end of the history that compaction keeps verbatim."""
@@ -86,9 +86,9 @@ class AgentConfig(_Strict):
     base_url: str | None = None
     """An OpenAI-compatible endpoint (vLLM, llama.cpp, LM Studio, OpenRouter...)."""
     stream: bool = True
-    max_iterations: int = Field(300, ge=1)
+    max_iterations: int = Field(default=300, ge=1)
     """Model calls in one turn before the turn stops."""
-    budget_usd: float | None = Field(None, ge=0)
+    budget_usd: float | None = Field(default=None, ge=0)
     """Stop the run once this much has been spent (model and estimated tool costs)."""
     yolo: bool = False
     """Approve every call without asking (the budget still holds)."""
@@ -98,7 +98,7 @@ class AgentConfig(_Strict):
     llm: LLMConfig = LLMConfig()
     context: ContextConfig = ContextConfig()
     approvals: ApprovalConfig = ApprovalConfig()
-    mcpServers: dict[str, MCPServerConfig] = {}  # noqa: N815 - the key users know from other tools
+    mcpServers: dict[str, MCPServerConfig] = {}
     traces: TraceUploadConfig = TraceUploadConfig()
     system_prompt: str = "system.md.j2"
     """Prompt template under agent/prompts/."""

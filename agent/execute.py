@@ -21,7 +21,7 @@ from agent.tools.base import Tool, ToolResult
 
 logger = logging.getLogger(__name__)
 
-Emit = Callable[[EventType, dict[str, Any]], None]
+Emit = Callable[[EventType, dict[str, Any]], object]
 AskHuman = Callable[[ToolCall, Tool, dict[str, Any], str, float | None], Awaitable[Approval]]
 
 

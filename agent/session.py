@@ -19,7 +19,7 @@ from agent.llm import Model
 from agent.messages import Message, ToolCall, Usage
 from agent.redact import Redactor, scrub_env
 from agent.tools import workspace_tools
-from agent.tools.base import ToolContext, Toolbox
+from agent.tools.base import Toolbox, ToolContext
 from agent.trace import TraceState, TraceWriter, data_home, find_session, new_session_id, read_trace
 
 logger = logging.getLogger(__name__)

@@ -35,6 +35,8 @@ STOPPED = {
     "interrupted": "interrupted",
     "approval_denied": "stopped: approval denied",
 }
+EXPLAINED = frozenset({"max_iterations", "budget", "doom_loop", "approval_denied"})
+"""Stop reasons whose `final` text says what to do next (the others are shown by their own events)."""
 
 
 def tokens(n: int | float) -> str:
@@ -294,6 +296,8 @@ class ConsoleRenderer:
             parts.append(seconds(max(0.0, e.ts - self._turn_started)))
         self._turn_started, self._turn_usage = None, {}
         self._streamed = ""
+        if reason in EXPLAINED and d.get("final"):
+            self.warn(str(d["final"]))
         style = "dim" if reason == "done" else "yellow"
         self.print(Text("── " + " · ".join(parts), style=style))
 

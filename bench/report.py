@@ -27,6 +27,8 @@ class Setting:
     seconds: float
     steps: int
     """Steps of the profiled trajectory."""
+    load: tuple[float, float]
+    """1-minute load average at the start and at the end of the run."""
 
     @staticmethod
     def machine() -> str:
@@ -48,6 +50,8 @@ class Setting:
             f"- Machine: {self.machine()}",
             f"- Python {platform.python_version()}, litellm {version('litellm')}, ml-intern {version('ml-intern')}",
             f"- Mode: {'--quick' if self.quick else 'full'} ({self.seconds:.0f} s for the whole run)",
+            f"- Load average (1 min) at start / end: {self.load[0]:.1f} / {self.load[1]:.1f} "
+            "(other work on the machine inflates both a value and its baseline)",
         ]
 
 
@@ -89,12 +93,15 @@ def table(results: list[Result]) -> Table:
 
 
 def markdown_table(results: list[Result]) -> list[str]:
-    out = ["| Measurement | Value | Baseline (same run) | Ratio | Target | Result |", "|---|--:|---|--:|---|---|"]
+    out = [
+        "| Measurement | Value | Baseline (same run) | Ratio | Target | Result | Notes |",
+        "|---|--:|---|--:|---|---|---|",
+    ]
     for r in results:
         base = f"{r.show(r.baseline)} ({r.baseline_name})" if r.baseline_name else r.show(r.baseline)
-        name = f"{r.name} — {r.note}" if r.note else r.name
         mark = {"pass": "pass", "FAIL": "**FAIL**", "info": "info"}[verdict(r)]
-        out.append(f"| {r.group[:2]} {name} | {r.show(r.value)} | {base} | {ratio(r)} | {target(r)} | {mark} |")
+        cells = [f"{r.group[:2]} {r.name}", r.show(r.value), base, ratio(r), target(r), mark, r.note]
+        out.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return out
 
 
@@ -141,9 +148,10 @@ effectively off (`tool_output_chars` 10⁹, `compact_at` 1.0, a 10⁹-token wind
 what is re-sent with every request before any work (system prompt + JSON tool schemas, 6 built-in tools), against
 the ~55k characters the upstream ML Intern sends (a reference figure, not measured here).
 
-**4. Memory.** Peak RSS (`ru_maxrss` of a wrapper process whose only child is the command) of a headless
-`ml-intern "task" --base-url … --model openai/x` run of ~17 steps over the file, search and bash tools against
-`python -m agent.llm.server`, next to `python -c "import litellm"` and a bare interpreter.
+**4. Headless run.** Peak RSS (`ru_maxrss` of a wrapper process whose only child is the command) and wall time
+of a headless `ml-intern "task" --base-url … --model openai/x` run of ~19 steps over all six built-in tools
+against the scripted server (TCP_NODELAY, in its own process), next to `python -c "import litellm"` and a bare
+interpreter.
 """
 
 

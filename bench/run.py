@@ -35,7 +35,7 @@ def plan(quick: bool, tmp: Path) -> list[tuple[str, Callable[[], list[Result]]]]
     n = (
         {"startup": 5, "loop": 3, "http": 1, "memory": 1}
         if quick
-        else {"startup": 15, "loop": 7, "http": 3, "memory": 3}
+        else {"startup": 15, "loop": 7, "http": 5, "memory": 3}
     )
     return [
         ("cold start", lambda: startup.measure(n["startup"], tmp)),
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write-docs", action="store_true", help=f"write {DOC.relative_to(ROOT)}")
     args = parser.parse_args(argv)
     console = Console(width=None if sys.stdout.isatty() else 120)
-    start = time.perf_counter()
+    start, load = time.perf_counter(), os.getloadavg()[0]
     results: list[Result] = []
     with tempfile.TemporaryDirectory(prefix="ml-intern-bench-") as folder:
         tmp = Path(folder)
@@ -75,7 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.write_docs:
         old = DOC.read_text() if DOC.exists() else None
         DOC.parent.mkdir(parents=True, exist_ok=True)
-        DOC.write_text(markdown(results, Setting(args.quick, seconds, PROFILE_STEPS), spots, old))
+        DOC.write_text(
+            markdown(results, Setting(args.quick, seconds, PROFILE_STEPS, (load, os.getloadavg()[0])), spots, old)
+        )
         console.print(f"wrote {DOC.relative_to(ROOT)}")
     failed = [r for r in results if r.passed is False]
     console.print(f"{len(failed)} target(s) missed" if failed else "all targets met", f"in {seconds:.0f} s")

@@ -66,7 +66,7 @@ def measure(repeats: int, tmp: Path) -> list[Result]:
             "",
             0.0,
             "none allowed",
-            target=0.5,
+            target=1.0,
             digits=0,
             note=", ".join(heavy) or "none of " + ", ".join(HEAVY),
         ),

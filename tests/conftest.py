@@ -5,12 +5,14 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
+import tempfile
 
 import pytest
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-os.environ.setdefault("DISABLE_AIOHTTP_TRANSPORT", "True")
+# A developer's saved Hugging Face login must not leak into tests.
+os.environ["HF_TOKEN_PATH"] = os.path.join(tempfile.mkdtemp(prefix="ml-intern-hf-"), "token")
 
 pytest_plugins = ["tests.fixtures"]
 

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import asyncio
 import pytest
 
-from agent.config import load_config, parse_override, deep_merge
+from agent.config import deep_merge, load_config, parse_override
 from agent.events import Event, EventType, Operation, Shutdown, UserInput
-from agent.llm.scripted import ScriptedModel, Script
+from agent.llm.scripted import Script, ScriptedModel
 from agent.loop import Agent
 from agent.session import Session, open_session
 
@@ -35,7 +35,7 @@ class Harness:
     def submit(self, op: Operation) -> None:
         self.agent.submit(op)
 
-    async def until(self, *kinds: EventType, timeout: float = 30) -> Event:
+    async def until(self, *kinds: EventType, within: float = 30) -> Event:
         """Wait for the next event of one of these kinds (after those already returned)."""
         async def wait() -> Event:
             while True:
@@ -45,7 +45,7 @@ class Harness:
                     if ev.type in kinds:
                         return ev
                 await asyncio.sleep(0.005)
-        return await asyncio.wait_for(wait(), timeout)
+        return await asyncio.wait_for(wait(), within)
 
     async def turn(self, text: str) -> Event:
         """Send a message and wait for its turn_complete."""

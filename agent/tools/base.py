@@ -192,7 +192,7 @@ def tool(
         for p in params:
             default = ... if p.default is inspect.Parameter.empty else p.default
             fields[p.name] = (hints.get(p.name, Any), Field(default, description=arg_docs.get(p.name)))
-        model = create_model(  # type: ignore[call-overload]
+        model = create_model(
             f"{fn.__name__}_args", __config__=ConfigDict(extra="forbid"), **fields
         )
         return Tool(

@@ -63,7 +63,7 @@ def test_explicit_missing_file_is_an_error(tmp_path):
 def test_override_parsing():
     assert parse_override("a.b=3") == {"a": {"b": 3}}
     assert parse_override("tools=[bash, read]") == {"tools": ["bash", "read"]}
-    with pytest.raises(ConfigError, match="key.sub=value"):
+    with pytest.raises(ConfigError, match=r"key\.sub=value"):
         parse_override("nokey")
     assert deep_merge({"a": {"b": 1, "c": 2}}, {"a": {"b": 5}}) == {"a": {"b": 5, "c": 2}}
     assert substitute_env({"x": ["${V:-d}"]}, {}) == {"x": ["d"]}

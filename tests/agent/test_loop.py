@@ -168,7 +168,7 @@ async def test_interrupt_kills_a_running_tool_and_keeps_history_valid(start_agen
             break
         await asyncio.sleep(0.01)
     h.submit(Interrupt())
-    done = await h.until(EventType.TURN_COMPLETE, timeout=10)
+    done = await h.until(EventType.TURN_COMPLETE, within=10)
     assert done.data["stop_reason"] == "interrupted"
     assert h.of(EventType.INTERRUPTED)
     pid = int(marker.read_text())

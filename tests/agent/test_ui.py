@@ -209,6 +209,12 @@ def test_turn_footer_sums_the_turns_calls_only() -> None:
     assert "stopped: too many steps" in out
 
 
+def test_a_stopped_turn_says_what_to_do_next() -> None:
+    final = "Stopped after 3 model calls. Send a message to continue, or raise --max-iterations."
+    assert f"! {final}" in render(ev("turn_complete", stop_reason="max_iterations", final=final))
+    assert "Boom" not in render(ev("turn_complete", stop_reason="error", final="Boom"))
+
+
 def test_error_panel_shows_the_hint() -> None:
     out = render(
         ev(

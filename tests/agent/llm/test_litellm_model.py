@@ -25,12 +25,6 @@ from agent.llm.scripted import Turn, call, calls, say
 from agent.llm.server import ScriptedServer
 from agent.messages import Message, ToolCall, Usage
 
-# Warnings litellm 1.106 triggers in pydantic 2.13 (harmless; they only break under filterwarnings=error).
-pytestmark = [
-    pytest.mark.filterwarnings("ignore:Item .* is using the `ReadOnly` qualifier:UserWarning"),
-    pytest.mark.filterwarnings(r"ignore:Accessing the 'model_\w+' attribute on the instance:DeprecationWarning"),
-]
-
 HISTORY = [Message.system("You are terse."), Message.user("list the files")]
 TOOLS = [
     {"type": "function", "function": {"name": n, "description": n, "parameters": {"type": "object"}}}

@@ -8,7 +8,7 @@ import pytest
 from pydantic import BaseModel, Field
 
 from agent.errors import ToolError
-from agent.tools.base import Effect, Tool, ToolContext, ToolResult, Toolbox, lean_schema, tool
+from agent.tools.base import Effect, Tool, Toolbox, ToolContext, ToolResult, lean_schema, tool
 
 
 class Step(BaseModel):
