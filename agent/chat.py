@@ -87,8 +87,9 @@ class Chat:
                     self._waiters.remove(waiter)
                     if not waiter[1].done():
                         waiter[1].set_result(event)
-        finally:
+        finally:  # the loop is gone: stop waiting for turns and for input
             self._quit.set()
+            self._wake.set()
 
     async def _until(self, *types: str, busy: bool = True) -> Event | None:
         """Wait for one of these events (None when quitting); Ctrl+C meanwhile interrupts the turn if `busy`."""
@@ -147,9 +148,11 @@ class Chat:
                 self.agent.submit(Approval(call_id, True, always=word.lower().startswith("a")))
                 return
             if word.lower() in ("n", "no"):
-                with contextlib.suppress(_Cancelled):
-                    rest = rest.strip() or (await self._read("why not? (optional, the model reads it) › ") or "")
-                self.agent.submit(Approval(call_id, False, rest.strip()))
+                try:
+                    why = rest.strip() or (await self._read("why not? (optional, the model reads it) › ") or "")
+                except _Cancelled:
+                    return
+                self.agent.submit(Approval(call_id, False, why.strip()))
                 return
             self.ui.info("answer y (yes), n (no, then optionally why) or a (always allow this tool)")
 
@@ -203,7 +206,8 @@ class Chat:
             try:
                 self.session.set_model(model_id)
             except AgentError as e:
-                self.ui.error(str(e), title="cannot switch model")
+                message = str(e.args[0]) if e.args else str(e)
+                self.ui.error(message, str(getattr(e, "hint", "") or ""), title="cannot switch model")
                 return
         self.ui.info(f"model: {self.session.model.name}")
 

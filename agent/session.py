@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import platform
@@ -13,7 +14,7 @@ from typing import Any
 
 from agent.approvals import ApprovalPolicy, Budget
 from agent.config import AgentConfig
-from agent.errors import ConfigError, SessionError
+from agent.errors import AgentError, ConfigError, SessionError
 from agent.events import Event
 from agent.llm import Model
 from agent.messages import Message, ToolCall, Usage
@@ -50,6 +51,8 @@ class Session:
     """Tool calls of the last assistant message with no result (a restart mid-turn)."""
     mcp_failures: dict[str, str] = field(default_factory=dict)
     resumed: bool = False
+    trace_url: str | None = None
+    """Where the trace was uploaded, when `traces.enabled`."""
     seq: int = 0
     _stack: AsyncExitStack = field(default_factory=AsyncExitStack)
 
@@ -93,8 +96,23 @@ class Session:
         self.trace.meta(model=model_id)
 
     async def close(self) -> None:
+        """Stop MCP servers, close the trace and, when `traces.enabled`, upload it (failures only logged)."""
         await self._stack.aclose()
         self.trace.close()
+        if self.config.traces.enabled:
+            self.trace_url = await asyncio.to_thread(_upload, self)
+
+
+def _upload(session: Session) -> str | None:
+    from agent.trace_upload import upload_trace
+
+    try:
+        url = upload_trace(session.dir / "trace.jsonl", session.config.traces, endpoint=os.environ.get("HF_ENDPOINT"))
+    except AgentError as e:
+        logger.warning("the session trace was not uploaded: %s", e)
+        return None
+    logger.info("session trace uploaded to %s", url)
+    return url
 
 
 def build_model(config: AgentConfig) -> Model:

@@ -1,0 +1,90 @@
+"""Opening, resuming and closing sessions."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+import respx
+
+from agent.config import load_config
+from agent.errors import ConfigError, SessionError
+from agent.events import EventType
+from agent.llm.scripted import ScriptedModel, say
+from agent.session import open_session
+
+HUB = "https://hub.test"
+
+
+async def test_a_new_session_writes_its_meta_and_system_prompt(tmp_path):
+    cfg = load_config(use_user_file=False)
+    s = await open_session(cfg, workdir=tmp_path, headless=True, model=ScriptedModel([]), home=tmp_path / "h")
+    await s.close()
+    records = [json.loads(line) for line in (s.dir / "trace.jsonl").read_text().splitlines()]
+    meta = records[0]
+    assert meta["t"] == "meta" and meta["id"] == s.id and meta["workdir"] == str(tmp_path.resolve())
+    assert meta["version"] and meta["headless"] is True
+    system = records[1]["m"]
+    assert system["role"] == "system" and str(tmp_path.resolve()) in system["content"]
+    assert "unattended" in system["content"]
+
+
+async def test_workdir_must_exist(tmp_path):
+    with pytest.raises(ConfigError, match="not a folder"):
+        await open_session(load_config(use_user_file=False), workdir=tmp_path / "missing", headless=True,
+                           model=ScriptedModel([]), home=tmp_path)
+
+
+async def test_resuming_an_unknown_session_says_how_to_list_them(tmp_path):
+    with pytest.raises(SessionError, match="--list-sessions"):
+        await open_session(load_config(use_user_file=False), workdir=tmp_path, headless=True,
+                           model=ScriptedModel([]), resume="nope", home=tmp_path)
+
+
+async def test_resume_restores_history_usage_and_plan(start_agent):
+    todos = [{"content": "one", "status": "in_progress"}]
+    from agent.llm.scripted import call
+
+    h = await start_agent([call("plan", todos=todos), say("first done")])
+    await h.turn("make a plan")
+    await h.close()
+    h2 = await start_agent(None, model=ScriptedModel([say("second done")]), resume=h.session.id[:15])
+    assert h2.session.plan == todos
+    assert h2.session.usage.prompt_tokens == h.session.usage.prompt_tokens
+    done = await h2.turn("continue")
+    assert done.data["final"] == "second done"
+    sent = h2.model.requests[0]
+    assert [m.content for m in sent if m.role == "user"] == ["make a plan", "continue"]
+    assert h2.of(EventType.READY)[0].data["resumed"] is True
+
+
+async def test_closing_uploads_the_trace_when_enabled(start_agent, monkeypatch):
+    token = "hf_" + "u" * 34
+    monkeypatch.setenv("HF_TOKEN", token)
+    monkeypatch.setenv("HF_ENDPOINT", HUB)
+    h = await start_agent([say("done")], overrides=["traces.enabled=true", "traces.repo=alice/traces"])
+    await h.turn(f"hello, my token is {token}")
+    with respx.mock(base_url=HUB, assert_all_mocked=True) as hub:
+        hub.post("/api/repos/create").respond(200, json={"url": f"{HUB}/datasets/alice/traces", "name": "alice/traces"})
+        hub.post("/api/datasets/alice/traces/preupload/main").respond(200, json={
+            "files": [{"path": f"sessions/{h.session.id}.jsonl", "uploadMode": "regular", "shouldIgnore": False}]})
+        commit = hub.post("/api/datasets/alice/traces/commit/main").respond(200, json={
+            "success": True, "commitOid": "c52ce5e45984b9378ef6247fe7a45ed72b096b24",
+            "commitUrl": f"{HUB}/datasets/alice/traces/commit/c52ce5e45984b9378ef6247fe7a45ed72b096b24"})
+        await h.close()
+    assert h.session.trace_url == f"{HUB}/datasets/alice/traces/blob/main/sessions/{h.session.id}.jsonl"
+    ops = [json.loads(line) for line in commit.calls.last.request.content.decode().splitlines()]
+    (file_op,) = [op["value"] for op in ops if op["key"] == "file"]
+    uploaded = base64.b64decode(file_op["content"]).decode()
+    assert file_op["path"] == f"sessions/{h.session.id}.jsonl"
+    assert "hello, my token is [REDACTED]" in uploaded and token not in uploaded
+
+
+async def test_a_failed_upload_does_not_break_closing(start_agent, monkeypatch, caplog):
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    h = await start_agent([say("done")], overrides=["traces.enabled=true"])
+    await h.turn("hi")
+    await h.close()
+    assert h.session.trace_url is None
+    assert "not uploaded" in caplog.text and "HF_TOKEN" in caplog.text
