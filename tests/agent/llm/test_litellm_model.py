@@ -11,16 +11,9 @@ import pytest
 
 from agent.config import AgentConfig, ContextConfig, LLMConfig
 from agent.errors import AuthError, ConfigError, ContextOverflowError, LLMError
-from agent.llm.litellm_model import (
-    DEFAULT_CONTEXT_WINDOW,
-    HF_ROUTER,
-    NO_KEY,
-    LiteLLMModel,
-    add_cache_breakpoints,
-    is_anthropic,
-    model_from_config,
-    resolve_route,
-)
+from agent.llm.caching import add_cache_breakpoints, is_anthropic
+from agent.llm.litellm_model import LiteLLMModel, model_from_config
+from agent.llm.routing import DEFAULT_CONTEXT_WINDOW, HF_ROUTER, NO_KEY, resolve_route
 from agent.llm.scripted import Turn, call, calls, say
 from agent.llm.server import ScriptedServer
 from agent.messages import Message, ToolCall, Usage
