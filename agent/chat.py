@@ -45,6 +45,7 @@ class Chat:
         self._quit = asyncio.Event()
         self._wake = asyncio.Event()
         self._busy = False
+        self._interrupting = False
         self._last_sigint = float("-inf")
         self._runner: asyncio.Task[None] | None = None
 
@@ -80,9 +81,14 @@ class Chat:
     async def _consume(self, runner: asyncio.Task[None]) -> None:
         try:
             async for event in drain(self.agent, runner):
-                self.ui.render(event)
                 if event.type == "approval_required":
-                    await self._approve(event.data)
+                    if not self._interrupting:  # approvals queued before an interrupt are moot
+                        self.ui.render(event)
+                        await self._approve(event.data)
+                    continue
+                self.ui.render(event)
+                if event.type == "turn_complete":
+                    self._interrupting = False
                 for waiter in [w for w in self._waiters if event.type in w[0]]:
                     self._waiters.remove(waiter)
                     if not waiter[1].done():
@@ -125,6 +131,7 @@ class Chat:
         if self._quit.is_set() and self._runner is not None:  # already leaving, and stuck: stop hard
             self._runner.cancel()
         elif self._busy and not double:
+            self._interrupting = True
             self.agent.submit(Interrupt())
             self.ui.warn("interrupting… (Ctrl+C again to quit)")
         else:

@@ -244,7 +244,8 @@ class Agent:
         tokens, count = self._known
         if tokens and count <= len(s.messages):
             return tokens + estimate_tokens(s.messages[count:])
-        return s.model.count_tokens(s.messages, s.toolbox.specs())
+        # no usage reported yet: estimate rather than load a tokenizer (~1 s and ~20 MiB with litellm)
+        return estimate_tokens(s.messages, s.toolbox.specs())
 
     async def _maybe_compact(self) -> None:
         cfg = self.session.config.context

@@ -6,6 +6,7 @@ import asyncio
 import concurrent.futures
 import json
 import logging
+import sys
 import threading
 from collections.abc import Iterable
 from typing import IO, Any
@@ -324,6 +325,9 @@ class LineReader:
         if self._pending is None:
             self._pending = concurrent.futures.Future()
             threading.Thread(target=self._work, args=(prompt, self._pending), daemon=True).start()
+        elif prompt:  # still waiting on an abandoned read: show the new prompt ourselves
+            sys.stdout.write(prompt)
+            sys.stdout.flush()
         pending = self._pending
         try:
             return await asyncio.shield(asyncio.wrap_future(pending))

@@ -1,0 +1,1 @@
+"""Benchmarks of ML Intern (not part of the test run): `.venv/bin/python bench/run.py`."""

@@ -101,25 +101,14 @@ def interleaved(
 
 
 @contextlib.contextmanager
-def scripted_server(items: Sequence[Any], folder: Path, env: dict[str, str], *, nodelay: bool = False) -> Iterator[str]:
-    """`python -m agent.llm.server` serving `items` in its own process; yields the base URL.
-
-    With `nodelay` the server's sockets get TCP_NODELAY (see docs/benchmarks.md: without it, each request after the
-    first on a keep-alive connection waits ~40 ms for a delayed ACK).
-    """
+def scripted_server(items: Sequence[Any], folder: Path, env: dict[str, str]) -> Iterator[str]:
+    """`python -m agent.llm.server` serving `items` in its own process; yields the base URL."""
     folder.mkdir(parents=True, exist_ok=True)
     script, port_file = folder / "script.json", folder / "port"
     port_file.unlink(missing_ok=True)
     script.write_text(json.dumps([i.to_dict() if hasattr(i, "to_dict") else i for i in items]))
     args = ["--script", str(script), "--port-file", str(port_file)]
-    if nodelay:
-        code = (
-            "import sys, agent.llm.server as s; s._Handler.disable_nagle_algorithm = True; "
-            "sys.exit(s.main(sys.argv[1:]))"
-        )
-        argv = [sys.executable, "-c", code, *args]
-    else:
-        argv = [sys.executable, "-m", "agent.llm.server", *args]
+    argv = [sys.executable, "-m", "agent.llm.server", *args]
     log = (folder / "server.log").open("wb")
     proc = subprocess.Popen(argv, env=env, cwd=folder, stdout=subprocess.DEVNULL, stderr=log)
     try:

@@ -90,7 +90,7 @@ async def bare(base_url: str, workdir: Path) -> float:
 
 def _one(kind: str, workdir: Path, tmp: Path) -> float:
     env = bench_env(tmp)
-    with scripted_server(read_script(STEPS), tmp / f"server-{kind}", env, nodelay=True) as base_url:
+    with scripted_server(read_script(STEPS), tmp / f"server-{kind}", env) as base_url:
         if kind == "bare":
             return asyncio.run(bare(base_url, workdir))
         home = tmp / "http-home"

@@ -65,7 +65,7 @@ def headless_peak(tmp: Path, n: int) -> tuple[float, float]:
     shutil.rmtree(folder, ignore_errors=True)
     (folder / "ws").mkdir(parents=True)
     env = bench_env(folder)
-    with scripted_server(headless_script(), folder / "server", env, nodelay=True) as base_url:
+    with scripted_server(headless_script(), folder / "server", env) as base_url:
         argv = [
             str(VENV_BIN / "ml-intern"),
             "Write four small modules and check them.",

@@ -130,15 +130,15 @@ redaction, approvals, doom-loop check, output bounding), with default config, he
 subtracted from the wall time between submitting the task and receiving `turn_complete`; the rest, divided by N,
 is the loop's overhead per step. Tool argument validation counts as loop work. The baseline runs the same scripted
 model calls and the same tool functions in a hand-written `while` loop over a plain list (no events, trace or
-checks): the cost of the loop over nothing. The growth row divides ms/step at 200 steps by ms/step at 10 steps:
+checks): the cost of the loop over nothing. `read` runs in a worker thread, and the event loop may do its own
+work while it runs, so single runs split tool time and overhead a little differently; the medians smooth that.
+The growth row divides ms/step at 200 steps by ms/step at 10 steps:
 about 1× means the per-step cost does not depend on the history; 20× would mean it grows linearly with it
 (quadratic total time).
 
 The HTTP row runs one 20-step trajectory through litellm's real HTTP path: `LiteLLMModel` (streaming, as by
 default) against `python -m agent.llm.server` in its own process, next to a bare loop of `litellm.acompletion`
-calls (streamed, same tools, dict messages) against the same server. For both, the server runs with TCP_NODELAY;
-the next row shows why: as shipped, every request after the first on a keep-alive connection waits for the
-client's delayed ACK (Nagle's algorithm holds the response body until the header segment is acknowledged).
+calls (streamed, same tools, dict messages) against the same server.
 
 **3. Prompt size.** A 50-step trajectory where every step runs `bash` printing ~100 KB. The value is the sum of the
 prompt tokens of every request the model received (the scripted model's 4-characters-a-token estimate, summary
@@ -150,7 +150,7 @@ the ~55k characters the upstream ML Intern sends (a reference figure, not measur
 
 **4. Headless run.** Peak RSS (`ru_maxrss` of a wrapper process whose only child is the command) and wall time
 of a headless `ml-intern "task" --base-url … --model openai/x` run of ~19 steps over all six built-in tools
-against the scripted server (TCP_NODELAY, in its own process), next to `python -c "import litellm"` and a bare
+against the scripted server (in its own process), next to `python -c "import litellm"` and a bare
 interpreter.
 """
 

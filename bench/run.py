@@ -21,7 +21,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from rich.console import Console  # noqa: E402
 
-from bench import http_path, memory, overhead, server_latency, startup, tokens  # noqa: E402
+from bench import http_path, memory, overhead, startup, tokens  # noqa: E402
 from bench.common import Result  # noqa: E402
 from bench.overhead import HotSpot  # noqa: E402
 from bench.report import Setting, markdown, table  # noqa: E402
@@ -41,7 +41,6 @@ def plan(quick: bool, tmp: Path) -> list[tuple[str, Callable[[], list[Result]]]]
         ("cold start", lambda: startup.measure(n["startup"], tmp)),
         ("loop overhead", lambda: overhead.measure(n["loop"], tmp)),
         ("litellm HTTP path", lambda: http_path.measure(n["http"], tmp)),
-        ("scripted server latency", lambda: server_latency.measure(tmp)),
         ("prompt size", lambda: tokens.measure(tmp)),
         ("peak memory", lambda: memory.measure(n["memory"], tmp)),
     ]

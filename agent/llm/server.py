@@ -179,6 +179,7 @@ class ScriptedServer:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out separately; without this each waits ~40 ms
     server_state: ScriptedServer
 
     def log_message(self, format: str, *args: Any) -> None:

@@ -298,7 +298,9 @@ async def test_line_reader_reads_lines_then_none(monkeypatch: pytest.MonkeyPatch
     assert await reader.read("") is None
 
 
-async def test_an_abandoned_read_is_picked_up_by_the_next(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_an_abandoned_read_is_picked_up_by_the_next(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     import os
 
     r, w = os.pipe()
@@ -312,4 +314,5 @@ async def test_an_abandoned_read_is_picked_up_by_the_next(monkeypatch: pytest.Mo
             await first
         stdin_w.write("typed once\n")
         stdin_w.flush()
-        assert await reader.read("") == "typed once"
+        assert await reader.read("again › ") == "typed once"
+    assert capsys.readouterr().out.endswith("again › ")
