@@ -63,8 +63,12 @@ class ApprovalPolicy:
         cost = tool.estimate_cost(args) if tool.estimate_cost else None
         if cost is not None and not budget.fits(cost):
             remaining = (budget.limit_usd or 0.0) - budget.spent
-            return Verdict(Decision.DENY, f"estimated cost ${cost:.2f} exceeds the remaining budget "
-                                          f"${max(remaining, 0):.2f} (raise --budget to allow it)", cost)
+            return Verdict(
+                Decision.DENY,
+                f"estimated cost ${cost:.2f} exceeds the remaining budget "
+                f"${max(remaining, 0):.2f} (raise --budget to allow it)",
+                cost,
+            )
         denied = tool.effects & self.deny
         if denied:
             return Verdict(Decision.DENY, f"effects {_names(denied)} are denied by config approvals.deny", cost)
@@ -74,9 +78,13 @@ class ApprovalPolicy:
         if self.headless:
             if needs <= self.headless_auto:
                 return Verdict(Decision.AUTO, "", cost)
-            return Verdict(Decision.DENY, f"{tool.name} has effects {_names(needs)} that need a human, and this "
-                                          "run is headless (rerun with --yolo, or add them to "
-                                          "approvals.headless_auto)", cost)
+            return Verdict(
+                Decision.DENY,
+                f"{tool.name} has effects {_names(needs)} that need a human, and this "
+                "run is headless (rerun with --yolo, or add them to "
+                "approvals.headless_auto)",
+                cost,
+            )
         return Verdict(Decision.ASK, f"effects {_names(needs)} need approval", cost)
 
 

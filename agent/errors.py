@@ -1,13 +1,13 @@
 """Every error the agent raises, split by who must act.
 
-    AgentError                    a run failed; the loop reports it as an `error` event
-    ├── ConfigError               the operator's mistake: bad config file, flag or model id
-    ├── LLMError                  the model call failed (carries `kind`, `retryable`, `hint`)
-    │   ├── ContextOverflowError  the prompt no longer fits: compact, then retry
-    │   └── AuthError             missing or wrong credentials: stop and name the variable
-    ├── CompactionError           the history could not be brought under the limit
-    └── SessionError              a trace cannot be read or resumed
-    ToolError                     a tool failed in a way the model should see and handle
+AgentError                    a run failed; the loop reports it as an `error` event
+├── ConfigError               the operator's mistake: bad config file, flag or model id
+├── LLMError                  the model call failed (carries `kind`, `retryable`, `hint`)
+│   ├── ContextOverflowError  the prompt no longer fits: compact, then retry
+│   └── AuthError             missing or wrong credentials: stop and name the variable
+├── CompactionError           the history could not be brought under the limit
+└── SessionError              a trace cannot be read or resumed
+ToolError                     a tool failed in a way the model should see and handle
 """
 
 from __future__ import annotations
@@ -28,8 +28,16 @@ class LLMError(AgentError):
     bad_request, not_found, stream, unknown.
     """
 
-    def __init__(self, message: str, *, kind: str = "unknown", retryable: bool = False,
-                 hint: str = "", retry_after: float | None = None, status: int | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: str = "unknown",
+        retryable: bool = False,
+        hint: str = "",
+        retry_after: float | None = None,
+        status: int | None = None,
+    ) -> None:
         super().__init__(message)
         self.kind = kind
         self.retryable = retryable

@@ -43,9 +43,15 @@ def parse_call(session: Session, call: ToolCall) -> Prepared:
     try:
         args = json.loads(call.arguments or "{}")
     except json.JSONDecodeError as e:
-        return Prepared(call, tool, result=ToolResult(
-            f"The arguments are not valid JSON ({e.msg} at position {e.pos}). Send one JSON object matching the "
-            "tool's schema; write large contents in smaller pieces.", True))
+        return Prepared(
+            call,
+            tool,
+            result=ToolResult(
+                f"The arguments are not valid JSON ({e.msg} at position {e.pos}). Send one JSON object matching the "
+                "tool's schema; write large contents in smaller pieces.",
+                True,
+            ),
+        )
     if not isinstance(args, dict):
         return Prepared(call, tool, result=ToolResult("The arguments must be a JSON object.", True))
     try:
@@ -67,9 +73,15 @@ class Executor:
         prepared = [parse_call(self.session, c) for c in calls]
         for p in prepared:
             summary = p.tool.describe_call(p.args) if p.tool and p.args is not None else p.call.name
-            self.emit(EventType.TOOL_CALL, {"call_id": p.call.id, "name": p.call.name,
-                                            "arguments": p.args if p.args is not None else p.call.arguments,
-                                            "summary": summary})
+            self.emit(
+                EventType.TOOL_CALL,
+                {
+                    "call_id": p.call.id,
+                    "name": p.call.name,
+                    "arguments": p.args if p.args is not None else p.call.arguments,
+                    "summary": summary,
+                },
+            )
         await asyncio.gather(*(self._approve(p) for p in prepared))
         batch: list[Prepared] = []
         for p in prepared:
@@ -137,10 +149,19 @@ class Executor:
         stem = re.sub(r"[^A-Za-z0-9_-]", "_", p.call.id)[:64] or "call"
         shown, spill = bound_output(text, session.config.context.tool_output_chars, session.spill_dir, stem)
         session.add(Message.tool(p.call, shown, **({"error": True} if result.is_error else {})))
-        self.emit(EventType.TOOL_OUTPUT, {
-            "call_id": p.call.id, "name": p.call.name, "output": shown, "is_error": result.is_error,
-            "truncated": spill is not None, "spill_path": str(spill) if spill else None,
-            "duration_s": round(seconds, 3), "data": result.data})
+        self.emit(
+            EventType.TOOL_OUTPUT,
+            {
+                "call_id": p.call.id,
+                "name": p.call.name,
+                "output": shown,
+                "is_error": result.is_error,
+                "truncated": spill is not None,
+                "spill_path": str(spill) if spill else None,
+                "duration_s": round(seconds, 3),
+                "data": result.data,
+            },
+        )
         if p.result is None:  # it ran (calls answered without running already have their final state)
             state = "failed" if result.is_error else "done"
             self.emit(EventType.TOOL_STATE_CHANGE, {"call_id": p.call.id, "name": p.call.name, "state": state})

@@ -71,9 +71,17 @@ class Agent:
     async def run(self) -> None:
         """Process operations until Shutdown."""
         s = self.session
-        self.emit(EventType.READY, {"session_id": s.id, "model": s.model.name, "tools": s.toolbox.names(),
-                                    "resumed": s.resumed, "workdir": str(s.workdir),
-                                    "mcp_failures": s.mcp_failures})
+        self.emit(
+            EventType.READY,
+            {
+                "session_id": s.id,
+                "model": s.model.name,
+                "tools": s.toolbox.names(),
+                "resumed": s.resumed,
+                "workdir": str(s.workdir),
+                "mcp_failures": s.mcp_failures,
+            },
+        )
         self._resume_pending()
         while True:
             op = await self._next_op()
@@ -141,12 +149,25 @@ class Agent:
             reason, final = "error", str(e)
         except Exception as e:
             logger.exception("turn failed")
-            self.emit(EventType.ERROR, {"message": f"internal error: {type(e).__name__}: {e}", "kind": "internal",
-                                        "hint": "this is a bug in ML Intern; the trace has the details"})
+            self.emit(
+                EventType.ERROR,
+                {
+                    "message": f"internal error: {type(e).__name__}: {e}",
+                    "kind": "internal",
+                    "hint": "this is a bug in ML Intern; the trace has the details",
+                },
+            )
             reason, final = "error", str(e)
         if turn:
-            self.emit(EventType.TURN_COMPLETE, {"stop_reason": reason, "final": final, "iterations": iterations,
-                                                "usage": self.session.usage.to_dict()})
+            self.emit(
+                EventType.TURN_COMPLETE,
+                {
+                    "stop_reason": reason,
+                    "final": final,
+                    "iterations": iterations,
+                    "usage": self.session.usage.to_dict(),
+                },
+            )
 
     # ---- a turn -------------------------------------------------------------------------------
 
@@ -162,8 +183,10 @@ class Agent:
                 response = await self._call_model()
                 t.iterations += 1
                 message = s.add(response.message)
-                self.emit(EventType.ASSISTANT_MESSAGE, {"text": message.content,
-                                                        "tool_calls": [c.to_dict() for c in message.tool_calls]})
+                self.emit(
+                    EventType.ASSISTANT_MESSAGE,
+                    {"text": message.content, "tool_calls": [c.to_dict() for c in message.tool_calls]},
+                )
                 if not message.tool_calls:
                     return "done", message.content, t.iterations
                 await self._act(message.tool_calls, t)
@@ -176,21 +199,26 @@ class Agent:
         if s.budget.exhausted:
             spent, limit = s.budget.spent, s.budget.limit_usd
             self.emit(EventType.LIMIT_REACHED, {"limit": "budget", "value": limit, "spent": round(spent, 4)})
-            raise _Stop("budget", f"Stopped: the budget of ${limit:.2f} is spent (${spent:.2f}). "
-                                  "Raise --budget to continue.")
+            raise _Stop(
+                "budget", f"Stopped: the budget of ${limit:.2f} is spent (${spent:.2f}). Raise --budget to continue."
+            )
         if t.iterations >= s.config.max_iterations:
             n = s.config.max_iterations
             self.emit(EventType.LIMIT_REACHED, {"limit": "max_iterations", "value": n})
-            raise _Stop("max_iterations", f"Stopped after {n} model calls (max_iterations) before the task was "
-                                          "finished. Send a message to continue, or raise --max-iterations.")
+            raise _Stop(
+                "max_iterations",
+                f"Stopped after {n} model calls (max_iterations) before the task was "
+                "finished. Send a message to continue, or raise --max-iterations.",
+            )
 
     async def _act(self, calls: list[ToolCall], t: _Turn) -> None:
         s = self.session
         if t.guard is not None and any(t.guard.matches(c) for c in calls):
             s.replace_history(close_dangling_tool_calls(s.messages))
             self.emit(EventType.DOOM_LOOP, {"description": t.guard.description, "stopped": True})
-            raise _Stop("doom_loop", f"Stopped: the agent kept repeating itself after a warning "
-                                     f"({t.guard.description}).")
+            raise _Stop(
+                "doom_loop", f"Stopped: the agent kept repeating itself after a warning ({t.guard.description})."
+            )
         await Executor(s, self.emit, self._ask).run(calls)
         found = detect(s.messages, since=since_last_guard(s.messages))
         if found is None:
@@ -220,8 +248,9 @@ class Agent:
 
         for attempt in (1, 2):
             try:
-                response = await s.model.complete(s.messages, specs, stream=s.config.stream,
-                                                  on_text=on_text, on_retry=on_retry)
+                response = await s.model.complete(
+                    s.messages, specs, stream=s.config.stream, on_text=on_text, on_retry=on_retry
+                )
                 break
             except ContextOverflowError:
                 if attempt == 2:
@@ -232,9 +261,15 @@ class Agent:
         s.usage = s.usage + response.usage
         s.budget.model_usd += response.usage.cost_usd
         self._known = (response.usage.prompt_tokens + response.usage.completion_tokens, len(s.messages) + 1)
-        self.emit(EventType.USAGE, {"call": response.usage.to_dict(), "total": s.usage.to_dict(),
-                                    "context_tokens": response.usage.prompt_tokens,
-                                    "context_window": self._window()})
+        self.emit(
+            EventType.USAGE,
+            {
+                "call": response.usage.to_dict(),
+                "total": s.usage.to_dict(),
+                "context_tokens": response.usage.prompt_tokens,
+                "context_window": self._window(),
+            },
+        )
         return response
 
     # ---- context ------------------------------------------------------------------------------
@@ -267,18 +302,33 @@ class Agent:
         s.usage = s.usage + done.usage
         s.budget.model_usd += done.usage.cost_usd
         self._known = (done.after_tokens, len(done.messages))
-        self.emit(EventType.COMPACTED, {"before_tokens": done.before_tokens, "after_tokens": done.after_tokens,
-                                        "removed": done.removed, "forced": force})
+        self.emit(
+            EventType.COMPACTED,
+            {
+                "before_tokens": done.before_tokens,
+                "after_tokens": done.after_tokens,
+                "removed": done.removed,
+                "forced": force,
+            },
+        )
 
     # ---- approvals ----------------------------------------------------------------------------
 
-    async def _ask(self, call: ToolCall, tool: Tool, args: dict[str, Any], reason: str,
-                   cost: float | None) -> Approval:
+    async def _ask(self, call: ToolCall, tool: Tool, args: dict[str, Any], reason: str, cost: float | None) -> Approval:
         future: asyncio.Future[Approval] = asyncio.get_running_loop().create_future()
         self._waiting[call.id] = future
-        self.emit(EventType.APPROVAL_REQUIRED, {
-            "call_id": call.id, "name": tool.name, "summary": tool.describe_call(args), "reason": reason,
-            "effects": sorted(str(e) for e in tool.effects), "arguments": args, "cost_usd": cost})
+        self.emit(
+            EventType.APPROVAL_REQUIRED,
+            {
+                "call_id": call.id,
+                "name": tool.name,
+                "summary": tool.describe_call(args),
+                "reason": reason,
+                "effects": sorted(str(e) for e in tool.effects),
+                "arguments": args,
+                "cost_usd": cost,
+            },
+        )
         try:
             return await future
         finally:
@@ -288,8 +338,14 @@ class Agent:
         future = self._waiting.get(op.call_id)
         if future is None or future.done():
             waiting = ", ".join(self._waiting) or "none"
-            self.emit(EventType.ERROR, {"message": f"no call {op.call_id!r} is waiting for approval "
-                                                   f"(waiting: {waiting})", "kind": "bad_request", "hint": ""})
+            self.emit(
+                EventType.ERROR,
+                {
+                    "message": f"no call {op.call_id!r} is waiting for approval (waiting: {waiting})",
+                    "kind": "bad_request",
+                    "hint": "",
+                },
+            )
             return
         future.set_result(op)
 

@@ -124,8 +124,13 @@ def build_model(config: AgentConfig) -> Model:
 def system_prompt(config: AgentConfig, workdir: Path, headless: bool) -> str:
     from agent.prompts import render
 
-    return render(config.system_prompt, workdir=str(workdir), today=date.today().isoformat(), headless=headless,
-                  os=platform.system())
+    return render(
+        config.system_prompt,
+        workdir=str(workdir),
+        today=date.today().isoformat(),
+        headless=headless,
+        os=platform.system(),
+    )
 
 
 async def open_session(
@@ -177,8 +182,14 @@ async def open_session(
         if state is not None:
             _restore(session, state)
         else:
-            session.trace.meta(id=session_id, model=config.model, workdir=str(workdir), headless=headless,
-                               created=_now(), version=_version())
+            session.trace.meta(
+                id=session_id,
+                model=config.model,
+                workdir=str(workdir),
+                headless=headless,
+                created=_now(),
+                version=_version(),
+            )
             session.add(Message.system(system_prompt(config, workdir, headless)))
     except BaseException:
         await session.close()
@@ -192,7 +203,8 @@ async def _connect_mcp(session: Session) -> None:
     from agent.tools.mcp import MCPTools
 
     mcp = await session._stack.enter_async_context(
-        MCPTools(session.config.mcpServers, log_dir=session.dir / "mcp-logs"))
+        MCPTools(session.config.mcpServers, log_dir=session.dir / "mcp-logs")
+    )
     session.mcp_failures = dict(mcp.failures)
     for tool in mcp.tools:
         session.toolbox.add(tool)

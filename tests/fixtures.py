@@ -37,6 +37,7 @@ class Harness:
 
     async def until(self, *kinds: EventType, within: float = 30) -> Event:
         """Wait for the next event of one of these kinds (after those already returned)."""
+
         async def wait() -> Event:
             while True:
                 while self._seen < len(self.events):
@@ -45,6 +46,7 @@ class Harness:
                     if ev.type in kinds:
                         return ev
                 await asyncio.sleep(0.005)
+
         return await asyncio.wait_for(wait(), within)
 
     async def turn(self, text: str) -> Event:
@@ -75,8 +77,15 @@ async def start_agent(tmp_path: Path) -> AsyncIterator[Start]:
     """`await start_agent(script, headless=False, **config)`: a running agent in tmp_path/"ws"."""
     harnesses: list[Harness] = []
 
-    async def start(script: Script, *, headless: bool = True, resume: str | None = None,
-                    model: ScriptedModel | None = None, overrides: list[str] = (), **config: Any) -> Harness:
+    async def start(
+        script: Script,
+        *,
+        headless: bool = True,
+        resume: str | None = None,
+        model: ScriptedModel | None = None,
+        overrides: list[str] = (),
+        **config: Any,
+    ) -> Harness:
         data: dict[str, Any] = dict(config)
         for o in overrides:
             data = deep_merge(data, parse_override(o))
@@ -84,8 +93,9 @@ async def start_agent(tmp_path: Path) -> AsyncIterator[Start]:
         ws = tmp_path / "ws"
         ws.mkdir(exist_ok=True)
         model = model or ScriptedModel(script)
-        session = await open_session(cfg, workdir=ws, headless=headless, resume=resume, model=model,
-                                     home=tmp_path / "home")
+        session = await open_session(
+            cfg, workdir=ws, headless=headless, resume=resume, model=model, home=tmp_path / "home"
+        )
         agent = Agent(session)
         h = Harness(agent, session, model, asyncio.create_task(agent.run()))
 

@@ -29,6 +29,7 @@ NO_KEY = "sk-no-key"
 """Sent to local OpenAI-compatible servers that need no key (the OpenAI client insists on one)."""
 DEFAULT_CONTEXT_WINDOW = 128_000
 
+
 @functools.cache
 def litellm_module() -> ModuleType:
     """Import and configure litellm once: local price map, no telemetry, no debug banners, no HF downloads."""

@@ -35,11 +35,20 @@ class Turn:
                 calls.append(ToolCall.from_dict(c))
             else:  # short form {"name": ..., "arguments": {...} | "raw json"}
                 args = c.get("arguments", {})
-                calls.append(ToolCall(c.get("id") or f"call_{i}", c["name"],
-                                      args if isinstance(args, str) else json.dumps(args)))
+                calls.append(
+                    ToolCall(c.get("id") or f"call_{i}", c["name"], args if isinstance(args, str) else json.dumps(args))
+                )
         u = d.get("usage")
-        usage = Usage(u.get("prompt_tokens", 0), u.get("completion_tokens", 0), u.get("cached_tokens", 0),
-                      u.get("cost_usd", 0.0)) if u else None
+        usage = (
+            Usage(
+                u.get("prompt_tokens", 0),
+                u.get("completion_tokens", 0),
+                u.get("cached_tokens", 0),
+                u.get("cost_usd", 0.0),
+            )
+            if u
+            else None
+        )
         return cls(d.get("text", ""), calls, usage)
 
 
@@ -85,8 +94,15 @@ class ScriptedModel:
     callable script is asked for each reply with the history it was sent.
     """
 
-    def __init__(self, script: Script, *, name: str = "scripted", context_window: int = 128_000,
-                 usd_per_1k_tokens: float = 0.0, chunk_chars: int = 16) -> None:
+    def __init__(
+        self,
+        script: Script,
+        *,
+        name: str = "scripted",
+        context_window: int = 128_000,
+        usd_per_1k_tokens: float = 0.0,
+        chunk_chars: int = 16,
+    ) -> None:
         self.name = name
         self.context_window = context_window
         self._script = script
@@ -115,14 +131,21 @@ class ScriptedModel:
     def remaining(self) -> int:
         return 0 if callable(self._script) else len(self._script) - self._index
 
-    async def complete(self, messages: list[Message], tools: list[dict[str, Any]], *, stream: bool = False,
-                       on_text: OnText | None = None, on_retry: OnRetry | None = None) -> ModelResponse:
+    async def complete(
+        self,
+        messages: list[Message],
+        tools: list[dict[str, Any]],
+        *,
+        stream: bool = False,
+        on_text: OnText | None = None,
+        on_retry: OnRetry | None = None,
+    ) -> ModelResponse:
         self.requests.append(list(messages))
         self.tool_specs.append(tools)
         turn = self._next(messages)
         if stream and on_text and turn.text:
             for i in range(0, len(turn.text), self.chunk_chars):
-                await on_text(turn.text[i:i + self.chunk_chars])
+                await on_text(turn.text[i : i + self.chunk_chars])
         usage = turn.usage
         if usage is None:
             prompt = self.count_tokens(messages, tools)

@@ -82,8 +82,10 @@ class Tool:
 
     def spec(self) -> dict[str, Any]:
         """The OpenAI function-tool spec sent to the model."""
-        return {"type": "function",
-                "function": {"name": self.name, "description": self.description, "parameters": self.parameters}}
+        return {
+            "type": "function",
+            "function": {"name": self.name, "description": self.description, "parameters": self.parameters},
+        }
 
     def validate(self, args: dict[str, Any]) -> dict[str, Any]:
         """Check arguments against the schema; raises ToolError with a readable list of problems."""
@@ -192,9 +194,7 @@ def tool(
         for p in params:
             default = ... if p.default is inspect.Parameter.empty else p.default
             fields[p.name] = (hints.get(p.name, Any), Field(default, description=arg_docs.get(p.name)))
-        model = create_model(
-            f"{fn.__name__}_args", __config__=ConfigDict(extra="forbid"), **fields
-        )
+        model = create_model(f"{fn.__name__}_args", __config__=ConfigDict(extra="forbid"), **fields)
         return Tool(
             name=name or fn.__name__,
             description=description,

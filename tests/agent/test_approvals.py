@@ -22,16 +22,19 @@ def policy(headless=False, **config):  # type: ignore[no-untyped-def]
     return ApprovalPolicy.from_config(load_config(overrides=config, use_user_file=False), headless=headless)
 
 
-@pytest.mark.parametrize(("effects", "headless", "expected"), [
-    ([Effect.READ], False, Decision.AUTO),
-    ([Effect.WRITE], False, Decision.AUTO),
-    ([Effect.EXECUTE], False, Decision.ASK),
-    ([Effect.EXECUTE], True, Decision.AUTO),
-    ([Effect.SPEND], False, Decision.ASK),
-    ([Effect.SPEND], True, Decision.DENY),
-    ([Effect.PUBLISH, Effect.NETWORK], True, Decision.DENY),
-    ([Effect.READ, Effect.NETWORK], True, Decision.AUTO),
-])
+@pytest.mark.parametrize(
+    ("effects", "headless", "expected"),
+    [
+        ([Effect.READ], False, Decision.AUTO),
+        ([Effect.WRITE], False, Decision.AUTO),
+        ([Effect.EXECUTE], False, Decision.ASK),
+        ([Effect.EXECUTE], True, Decision.AUTO),
+        ([Effect.SPEND], False, Decision.ASK),
+        ([Effect.SPEND], True, Decision.DENY),
+        ([Effect.PUBLISH, Effect.NETWORK], True, Decision.DENY),
+        ([Effect.READ, Effect.NETWORK], True, Decision.AUTO),
+    ],
+)
 def test_default_policy(effects, headless, expected):
     assert policy(headless).decide(make(effects), {}, Budget(None)).decision is expected
 

@@ -26,8 +26,10 @@ def test_user_file_then_overrides(tmp_path, monkeypatch):
 def test_env_substitution_in_mcp_servers(tmp_path, monkeypatch):
     monkeypatch.setenv("MY_MCP_TOKEN", "abc")
     path = tmp_path / "c.yaml"
-    path.write_text('mcpServers:\n  hub:\n    url: "${HUB_URL:-http://127.0.0.1:9/mcp}"\n'
-                    '    headers: {Authorization: "Bearer ${MY_MCP_TOKEN}"}\n')
+    path.write_text(
+        'mcpServers:\n  hub:\n    url: "${HUB_URL:-http://127.0.0.1:9/mcp}"\n'
+        '    headers: {Authorization: "Bearer ${MY_MCP_TOKEN}"}\n'
+    )
     cfg = load_config(path)
     assert cfg.mcpServers["hub"].url == "http://127.0.0.1:9/mcp"
     assert cfg.mcpServers["hub"].headers == {"Authorization": "Bearer abc"}
@@ -40,13 +42,16 @@ def test_missing_env_variable_names_the_key_and_the_fix(tmp_path):
         load_config(path)
 
 
-@pytest.mark.parametrize(("text", "needle"), [
-    ("llm:\n  timout: 3\n", "llm.timout: unknown key"),
-    ("max_iterations: 0\n", "max_iterations: Input should be greater than or equal to 1"),
-    ("approvals:\n  ask: [spending]\n", "approvals.ask.0"),
-    ("- a list\n", "must be a mapping"),
-    ("model: [unclosed\n", "not valid YAML"),
-])
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("llm:\n  timout: 3\n", "llm.timout: unknown key"),
+        ("max_iterations: 0\n", "max_iterations: Input should be greater than or equal to 1"),
+        ("approvals:\n  ask: [spending]\n", "approvals.ask.0"),
+        ("- a list\n", "must be a mapping"),
+        ("model: [unclosed\n", "not valid YAML"),
+    ],
+)
 def test_bad_config_says_which_key_is_wrong(tmp_path, text, needle):
     path = tmp_path / "bad.yaml"
     path.write_text(text)

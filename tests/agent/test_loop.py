@@ -39,11 +39,13 @@ async def test_answer_without_tools_completes_the_turn(start_agent):
 
 
 async def test_tools_run_in_the_workspace_and_results_reach_the_model(start_agent):
-    h = await start_agent([
-        call("write", path="notes/a.txt", content="alpha\nbeta\n"),
-        call("bash", command="wc -l notes/a.txt"),
-        say("The file has 2 lines."),
-    ])
+    h = await start_agent(
+        [
+            call("write", path="notes/a.txt", content="alpha\nbeta\n"),
+            call("bash", command="wc -l notes/a.txt"),
+            say("The file has 2 lines."),
+        ]
+    )
     done = await h.turn("write a file and count its lines")
     assert done.data["stop_reason"] == "done"
     assert (h.session.workdir / "notes" / "a.txt").read_text() == "alpha\nbeta\n"
@@ -54,11 +56,17 @@ async def test_tools_run_in_the_workspace_and_results_reach_the_model(start_agen
 
 
 async def test_bad_arguments_become_observations_and_the_loop_goes_on(start_agent):
-    h = await start_agent([
-        calls(("write", '{"path": "x.txt", "content": "unterminated'), ("nonexistent_tool", {}),
-              ("read", {"path": 42}), ("read", "[1, 2]")),
-        say("I will fix my arguments."),
-    ])
+    h = await start_agent(
+        [
+            calls(
+                ("write", '{"path": "x.txt", "content": "unterminated'),
+                ("nonexistent_tool", {}),
+                ("read", {"path": 42}),
+                ("read", "[1, 2]"),
+            ),
+            say("I will fix my arguments."),
+        ]
+    )
     done = await h.turn("go")
     assert done.data["stop_reason"] == "done"
     outputs = [m.content for m in tool_messages(h)]
@@ -126,8 +134,9 @@ async def test_interactive_approval_denied_reaches_the_model_with_feedback(start
 
 
 async def test_interactive_approval_always_covers_later_calls(start_agent):
-    h = await start_agent([call("bash", command="echo one"), call("bash", command="echo two"), say("done")],
-                          headless=False)
+    h = await start_agent(
+        [call("bash", command="echo one"), call("bash", command="echo two"), say("done")], headless=False
+    )
     h.submit(UserInput("go"))
     ask = await h.until(EventType.APPROVAL_REQUIRED)
     h.submit(Approval(ask.data["call_id"], approved=True, always=True))
@@ -175,6 +184,7 @@ async def test_interrupt_kills_a_running_tool_and_keeps_history_valid(start_agen
     for _ in range(200):
         try:
             import os
+
             os.kill(pid, 0)
         except ProcessLookupError:
             break
@@ -213,8 +223,9 @@ async def test_context_overflow_compacts_then_retries(start_agent):
 
 
 async def test_history_is_compacted_automatically_near_the_window(start_agent):
-    h = await start_agent(echoing_script(6), overrides=["context.context_window=6000",
-                                                        "context.keep_recent_messages=2"])
+    h = await start_agent(
+        echoing_script(6), overrides=["context.context_window=6000", "context.keep_recent_messages=2"]
+    )
     done = await h.turn("echo a lot")
     assert done.data["stop_reason"] == "done"
     compacted = h.of(EventType.COMPACTED)[0].data
@@ -270,9 +281,12 @@ async def test_secrets_never_reach_the_model_or_events(start_agent, monkeypatch)
 
 
 async def test_read_only_calls_run_concurrently(start_agent):
-    h = await start_agent([
-        calls(("bash", {"command": "echo w > f.txt"}), ("read", {"path": "f.txt"}), ("search", {"pattern": "w"})),
-        say("ok")])
+    h = await start_agent(
+        [
+            calls(("bash", {"command": "echo w > f.txt"}), ("read", {"path": "f.txt"}), ("search", {"pattern": "w"})),
+            say("ok"),
+        ]
+    )
     await h.turn("go")
     outs = tool_messages(h)
     assert [m.name for m in outs] == ["bash", "read", "search"]

@@ -32,14 +32,25 @@ async def test_a_new_session_writes_its_meta_and_system_prompt(tmp_path):
 
 async def test_workdir_must_exist(tmp_path):
     with pytest.raises(ConfigError, match="not a folder"):
-        await open_session(load_config(use_user_file=False), workdir=tmp_path / "missing", headless=True,
-                           model=ScriptedModel([]), home=tmp_path)
+        await open_session(
+            load_config(use_user_file=False),
+            workdir=tmp_path / "missing",
+            headless=True,
+            model=ScriptedModel([]),
+            home=tmp_path,
+        )
 
 
 async def test_resuming_an_unknown_session_says_how_to_list_them(tmp_path):
     with pytest.raises(SessionError, match="--list-sessions"):
-        await open_session(load_config(use_user_file=False), workdir=tmp_path, headless=True,
-                           model=ScriptedModel([]), resume="nope", home=tmp_path)
+        await open_session(
+            load_config(use_user_file=False),
+            workdir=tmp_path,
+            headless=True,
+            model=ScriptedModel([]),
+            resume="nope",
+            home=tmp_path,
+        )
 
 
 async def test_resume_restores_history_usage_and_plan(start_agent):
@@ -67,11 +78,20 @@ async def test_closing_uploads_the_trace_when_enabled(start_agent, monkeypatch):
     await h.turn(f"hello, my token is {token}")
     with respx.mock(base_url=HUB, assert_all_mocked=True) as hub:
         hub.post("/api/repos/create").respond(200, json={"url": f"{HUB}/datasets/alice/traces", "name": "alice/traces"})
-        hub.post("/api/datasets/alice/traces/preupload/main").respond(200, json={
-            "files": [{"path": f"sessions/{h.session.id}.jsonl", "uploadMode": "regular", "shouldIgnore": False}]})
-        commit = hub.post("/api/datasets/alice/traces/commit/main").respond(200, json={
-            "success": True, "commitOid": "c52ce5e45984b9378ef6247fe7a45ed72b096b24",
-            "commitUrl": f"{HUB}/datasets/alice/traces/commit/c52ce5e45984b9378ef6247fe7a45ed72b096b24"})
+        hub.post("/api/datasets/alice/traces/preupload/main").respond(
+            200,
+            json={
+                "files": [{"path": f"sessions/{h.session.id}.jsonl", "uploadMode": "regular", "shouldIgnore": False}]
+            },
+        )
+        commit = hub.post("/api/datasets/alice/traces/commit/main").respond(
+            200,
+            json={
+                "success": True,
+                "commitOid": "c52ce5e45984b9378ef6247fe7a45ed72b096b24",
+                "commitUrl": f"{HUB}/datasets/alice/traces/commit/c52ce5e45984b9378ef6247fe7a45ed72b096b24",
+            },
+        )
         await h.close()
     assert h.session.trace_url == f"{HUB}/datasets/alice/traces/blob/main/sessions/{h.session.id}.jsonl"
     ops = [json.loads(line) for line in commit.calls.last.request.content.decode().splitlines()]

@@ -17,8 +17,13 @@ class Step(BaseModel):
 
 
 @tool(effects=[Effect.EXECUTE, "network"], summarize=lambda a: f"run {a['command']}")
-async def run(ctx: ToolContext, command: str, steps: list[Step], retries: Annotated[int, Field(ge=0, le=5)] = 1,
-              cwd: str | None = None) -> str:
+async def run(
+    ctx: ToolContext,
+    command: str,
+    steps: list[Step],
+    retries: Annotated[int, Field(ge=0, le=5)] = 1,
+    cwd: str | None = None,
+) -> str:
     """Run a command.
 
     More detail that stays in the description.
@@ -59,8 +64,10 @@ def test_nested_models_are_inlined_without_titles():
 
 
 def test_lean_schema_keeps_sibling_keys_of_a_ref():
-    schema = {"$defs": {"X": {"type": "object", "title": "X"}},
-              "properties": {"x": {"$ref": "#/$defs/X", "description": "an x"}}}
+    schema = {
+        "$defs": {"X": {"type": "object", "title": "X"}},
+        "properties": {"x": {"$ref": "#/$defs/X", "description": "an x"}},
+    }
     assert lean_schema(schema) == {"properties": {"x": {"type": "object", "description": "an x"}}}
 
 
@@ -68,8 +75,12 @@ async def test_validation_errors_name_every_problem():
     with pytest.raises(ToolError) as err:
         run.validate({"command": 3, "steps": [{"title": "t", "kind": "c"}], "retries": 9, "extra": 1})
     text = str(err.value)
-    for needle in ("command: Input should be a valid string", "steps.0.kind", "retries: Input should be less",
-                   "extra: Extra inputs are not permitted"):
+    for needle in (
+        "command: Input should be a valid string",
+        "steps.0.kind",
+        "retries: Input should be less",
+        "extra: Extra inputs are not permitted",
+    ):
         assert needle in text
     result = await run.run(ToolContext(workdir=None, session_dir=None, env={}), {"command": "x"})  # type: ignore[arg-type]
     assert result.is_error and "steps: Field required" in result.output
