@@ -11,9 +11,11 @@ import threading
 from collections.abc import Iterable
 from typing import IO, Any
 
-from rich.console import Console, Group, RenderableType
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
+from rich.live import Live
 from rich.markdown import Markdown
 from rich.panel import Panel
+from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
 
@@ -77,6 +79,20 @@ def _short_args(arguments: Any) -> str:
     return json.dumps(arguments, ensure_ascii=False)
 
 
+class _Tail:
+    """The last lines of a renderable that fit the screen: a streaming answer shows where it is being written."""
+
+    def __init__(self, renderable: RenderableType) -> None:
+        self.renderable = renderable
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        lines = console.render_lines(self.renderable, options, pad=False)
+        keep = max(1, console.size.height - 2)
+        for line in lines[-keep:]:
+            yield from line
+            yield Segment.line()
+
+
 class ConsoleRenderer:
     """Turns agent events into terminal output; the CLI's only writer (aider's InputOutput idea)."""
 
@@ -91,6 +107,8 @@ class ConsoleRenderer:
         """Sum of this turn's model calls (the `usage` events)."""
         self._context = (0, 0)
         self._denied: set[str] = set()
+        self._live: Live | None = None
+        """On a terminal, streamed markdown is shown live and printed rendered when the stream ends."""
 
     def render(self, event: Event) -> None:
         handler = getattr(self, f"_on_{event.type.value}", None)
@@ -169,16 +187,31 @@ class ConsoleRenderer:
         text = str(e.data.get("text", ""))
         if not text:
             return
-        self.console.print(text, end="", markup=False, highlight=False, soft_wrap=True)
         self._streamed += text
+        if self.console.is_terminal:
+            if self._live is None:
+                self._live = Live(console=self.console, refresh_per_second=8, transient=True)
+                self._live.start()
+            self._live.update(_Tail(Markdown(self._streamed)))
+            return
+        self.console.print(text, end="", markup=False, highlight=False, soft_wrap=True)
         self._line_open = not text.endswith("\n")
 
+    def _stop_live(self, *, show: bool) -> None:
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
+            if show and self._streamed.strip():
+                self.print(Markdown(self._streamed))
+
     def _on_assistant_stream_reset(self, e: Event) -> None:
+        self._stop_live(show=False)
         self._streamed = ""
         self._close_line()
         self.info("retrying…")
 
     def _on_assistant_stream_end(self, e: Event) -> None:
+        self._stop_live(show=True)
         self._close_line()
 
     def _on_assistant_message(self, e: Event) -> None:
@@ -275,23 +308,26 @@ class ConsoleRenderer:
         self.warn(f"limit reached: {e.data.get('limit', '')} = {e.data.get('value', '')}")
 
     def _on_error(self, e: Event) -> None:
+        self._stop_live(show=True)
         kind = e.data.get("kind")
         self.error(
             str(e.data.get("message", "")), str(e.data.get("hint") or ""), title=f"error · {kind}" if kind else "error"
         )
 
     def _on_interrupted(self, e: Event) -> None:
+        self._stop_live(show=True)
         self.warn("interrupted")
 
     def _on_undo_complete(self, e: Event) -> None:
         self.info(f"undid the last turn ({e.data.get('removed', 0)} messages removed)")
 
     def _on_turn_complete(self, e: Event) -> None:
+        self._stop_live(show=True)
         d = e.data
         reason = str(d.get("stop_reason", "done"))
         parts = [STOPPED.get(reason, reason) if reason != "done" else "done"]
         if d.get("iterations"):
-            parts.append(f"{d['iterations']} steps")
+            parts.append(f"{d['iterations']} step{'s' if d['iterations'] != 1 else ''}")
         parts.append(usage_line(self._turn_usage or d.get("usage") or {}, *self._context))
         if self._turn_started is not None:
             parts.append(seconds(max(0.0, e.ts - self._turn_started)))

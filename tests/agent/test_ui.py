@@ -316,3 +316,25 @@ async def test_an_abandoned_read_is_picked_up_by_the_next(
         stdin_w.flush()
         assert await reader.read("again › ") == "typed once"
     assert capsys.readouterr().out.endswith("again › ")
+
+
+def test_streamed_markdown_on_a_terminal_is_printed_once_rendered() -> None:
+    import io
+
+    from rich.console import Console
+
+    from agent.events import Event, EventType
+    from agent.ui import ConsoleRenderer
+
+    out = io.StringIO()
+    console = Console(file=out, width=60, height=20, force_terminal=True, color_system=None)
+    ui = ConsoleRenderer(console)
+    for piece in ["# Result\n\nWrote **notes", ".txt** and:\n\n- one\n", "- two\n"]:
+        ui.render(Event(EventType.ASSISTANT_CHUNK, {"text": piece}))
+    ui.render(Event(EventType.ASSISTANT_STREAM_END, {}))
+    ui.render(Event(EventType.ASSISTANT_MESSAGE, {"text": "# Result\n\nWrote **notes.txt** and:\n\n- one\n- two\n"}))
+    text = out.getvalue()
+    final = text[text.rindex("Result") :]
+    assert "**" not in final  # rendered, not raw markdown
+    assert "Wrote notes.txt and:" in final and "• one" in final and "• two" in final
+    assert final.count("Wrote notes.txt") == 1
