@@ -22,7 +22,7 @@ class _Strict(BaseModel):
 
 class LLMConfig(_Strict):
     timeout: float = 180.0
-    """Seconds one model request may take, streaming included."""
+    """Seconds to wait for a model's answer; when streaming, the longest wait for the next chunk."""
     max_retries: int = 4
     """Retries of a retryable failure (rate limit, overload, timeout, broken stream)."""
     backoff_base: float = 2.0

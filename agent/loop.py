@@ -83,29 +83,33 @@ class Agent:
             },
         )
         self._resume_pending()
-        while True:
-            op = await self._next_op()
-            if isinstance(op, Shutdown):
-                self._suspending = True  # a turn cut by shutdown keeps its pending calls for a resume
-                await self._cancel()
-                break
-            if isinstance(op, Interrupt):
-                await self._cancel()
-            elif isinstance(op, Approval):
-                self._resolve(op)
-            elif self.busy:
-                self._backlog.append(op)
-            elif isinstance(op, UserInput):
-                s.add(Message.user(op.text))
-                self._start(self._turn(), turn=True)
-            elif isinstance(op, Compact):
-                self._start(self._compact(force=True), turn=False)
-            elif isinstance(op, Undo):
-                messages, removed = undo_last_turn(s.messages)
-                s.replace_history(messages)
-                self._known = (0, 0)
-                self.emit(EventType.UNDO_COMPLETE, {"removed": removed})
+        try:
+            while not isinstance(op := await self._next_op(), Shutdown):
+                self._dispatch(op)
+        finally:  # also when run() itself is cancelled: never leave a turn running on its own
+            self._suspending = True  # a turn cut by shutdown keeps its pending calls for a resume
+            await self._cancel()
         self.emit(EventType.SHUTDOWN, {})
+
+    def _dispatch(self, op: Operation) -> None:
+        s = self.session
+        if isinstance(op, Interrupt):
+            if self._task is not None and self.busy:
+                self._task.cancel()
+        elif isinstance(op, Approval):
+            self._resolve(op)
+        elif self.busy:
+            self._backlog.append(op)
+        elif isinstance(op, UserInput):
+            s.add(Message.user(op.text))
+            self._start(self._turn(), turn=True)
+        elif isinstance(op, Compact):
+            self._start(self._compact(force=True), turn=False)
+        elif isinstance(op, Undo):
+            messages, removed = undo_last_turn(s.messages)
+            s.replace_history(messages)
+            self._known = (0, 0)
+            self.emit(EventType.UNDO_COMPLETE, {"removed": removed})
 
     async def _next_op(self) -> Operation:
         while True:

@@ -143,8 +143,9 @@ class LiteLLMModel:
         while True:
             got = _Assembly()
             try:
-                async with asyncio.timeout(self.llm.timeout):
-                    return await (self._stream(request, on_text, got) if stream else self._call(request))
+                # a whole call, or for a stream the wait for each chunk (a long answer may take minutes)
+                async with asyncio.timeout(self.llm.timeout) as deadline:
+                    return await (self._stream(request, on_text, got, deadline) if stream else self._call(request))
             except TimeoutError as e:
                 err = self._error(e, during_stream=bool(got.chunks))
             except LLMError as e:
@@ -228,7 +229,9 @@ class LiteLLMModel:
         usage = read_usage(response.usage, self._cost(response))
         return self._response(message.content or "", calls, choice.finish_reason, usage, reasoning)
 
-    async def _stream(self, request: dict[str, Any], on_text: OnText | None, got: _Assembly) -> ModelResponse:
+    async def _stream(
+        self, request: dict[str, Any], on_text: OnText | None, got: _Assembly, deadline: asyncio.Timeout
+    ) -> ModelResponse:
         try:
             response = await litellm_module().acompletion(**request)
         except Exception as e:
@@ -241,6 +244,7 @@ class LiteLLMModel:
                     break
                 except Exception as e:
                     raise self._error(e, during_stream=True) from e
+                deadline.reschedule(asyncio.get_running_loop().time() + self.llm.timeout)
                 text = got.add(chunk)
                 if text and on_text is not None:
                     got.shown = True

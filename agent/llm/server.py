@@ -237,10 +237,12 @@ class _Handler(BaseHTTPRequestHandler):
             return self._drop()
         if kind == "break_stream":
             return self._answer(body, _turn(fault.get("turn") or {}), cut_after=int(fault.get("after_chunks", 1)))
-        msg = f"scripted server: unknown fault {kind!r}; use http, break_stream, hang or context_overflow"
+        if kind == "slow_stream":
+            return self._answer(body, _turn(fault.get("turn") or {}), pause=float(fault.get("chunk_delay", 0.1)))
+        msg = f"scripted server: unknown fault {kind!r}; use http, break_stream, slow_stream, hang or context_overflow"
         self._json(500, error_body(500, msg))
 
-    def _answer(self, body: dict[str, Any], turn: Turn, cut_after: int | None = None) -> None:
+    def _answer(self, body: dict[str, Any], turn: Turn, cut_after: int | None = None, pause: float = 0.0) -> None:
         reply = _Reply(body, turn, self.server_state)
         if not body.get("stream"):
             data = json.dumps(reply.completion()).encode()
@@ -254,6 +256,8 @@ class _Handler(BaseHTTPRequestHandler):
         for n, event in enumerate(reply.events(include_usage)):
             if cut_after is not None and n >= cut_after:
                 return self._drop()
+            if pause and n:
+                self.server_state.wait(pause)
             self._chunk(f"data: {event}\n\n".encode())
         self._chunk(b"")
 

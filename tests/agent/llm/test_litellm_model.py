@@ -180,14 +180,39 @@ async def test_backoff_grows_exponentially_with_full_jitter_up_to_the_cap() -> N
 
 async def test_hang_times_out_is_retried_then_fails_when_retries_run_out() -> None:
     rec = Recorder()
-    with ScriptedServer([{"fault": "hang", "seconds": 30}, {"fault": "hang", "seconds": 30}]) as srv:
+    script = [say("warm-up"), {"fault": "hang", "seconds": 30}, {"fault": "hang", "seconds": 30}]
+    with ScriptedServer(script) as srv:
         model = build(srv, rec, timeout=0.5, max_retries=1)
+        await ask(
+            build(srv, rec), rec, stream=True
+        )  # litellm's lazy imports on a first call can take longer than 0.5 s
         with pytest.raises(LLMError) as info:
             await ask(model, rec, stream=True)
     assert info.value.kind == "timeout" and info.value.retryable
     assert "gave up after 1 retry" in str(info.value)
     assert [r["kind"] for r in rec.retries] == ["timeout"]
-    assert len(srv.requests) == 2
+    assert len(srv.requests) == 3
+
+
+async def test_the_timeout_bounds_the_wait_for_each_chunk_not_a_whole_stream() -> None:
+    rec = Recorder()
+    text = "a long answer that keeps flowing, slowly"
+    script = [say("warm-up"), {"fault": "slow_stream", "turn": {"text": text}, "chunk_delay": 0.15}]
+    with ScriptedServer(script, chunk_chars=4) as srv:  # ~11 chunks: about 1.6 s in all, 0.15 s apart
+        await ask(build(srv, rec), rec, stream=True)
+        reply = await ask(build(srv, rec, timeout=0.6, max_retries=0), rec, stream=True)
+    assert reply.message.content == text
+    assert rec.retries == []
+
+
+async def test_a_stream_that_stalls_between_chunks_times_out() -> None:
+    rec = Recorder()
+    script = [say("warm-up"), {"fault": "slow_stream", "turn": {"text": "one two three"}, "chunk_delay": 2.0}]
+    with ScriptedServer(script, chunk_chars=4) as srv:
+        await ask(build(srv, rec), rec, stream=True)
+        with pytest.raises(LLMError) as info:
+            await ask(build(srv, rec, timeout=0.5, max_retries=0), rec, stream=True)
+    assert info.value.kind in ("timeout", "stream")
 
 
 async def test_a_broken_stream_is_retried_from_scratch() -> None:
