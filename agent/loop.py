@@ -16,6 +16,7 @@ from agent.events import Approval, Compact, Event, EventType, Interrupt, Operati
 from agent.execute import Executor
 from agent.llm.scripted import estimate_tokens
 from agent.messages import Message, ModelResponse, ToolCall
+from agent.redact import StreamRedactor
 from agent.session import Session
 from agent.tools.base import Tool
 
@@ -237,15 +238,18 @@ class Agent:
     async def _call_model(self) -> ModelResponse:
         s, streamed = self.session, False
         specs = s.toolbox.specs()
+        clean = StreamRedactor(s.redactor)  # a secret split across chunks is still caught
 
         async def on_text(delta: str) -> None:
             nonlocal streamed
             streamed = True
-            self.emit(EventType.ASSISTANT_CHUNK, {"text": delta})
+            if text := clean.feed(delta):
+                self.emit(EventType.ASSISTANT_CHUNK, {"text": text})
 
         async def on_retry(info: dict[str, Any]) -> None:
             nonlocal streamed
             self.emit(EventType.RETRY, info)
+            clean.reset()
             if streamed:
                 streamed = False
                 self.emit(EventType.ASSISTANT_STREAM_RESET, {})
@@ -261,6 +265,8 @@ class Agent:
                     raise
                 await self._compact(force=True, overflow=True)
         if streamed:
+            if text := clean.flush():
+                self.emit(EventType.ASSISTANT_CHUNK, {"text": text})
             self.emit(EventType.ASSISTANT_STREAM_END, {})
         s.usage = s.usage + response.usage
         s.budget.model_usd += response.usage.cost_usd

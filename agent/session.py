@@ -93,6 +93,7 @@ class Session:
         config = self.config.model_copy(update={"model": model_id})
         self.model = build_model(config)
         self.config = config
+        _guard_model_key(self)
         self.trace.meta(model=model_id)
 
     async def close(self) -> None:
@@ -177,6 +178,7 @@ async def open_session(
         budget=Budget(config.budget_usd),
         tool_state={"bash_timeout": config.bash_timeout},
     )
+    _guard_model_key(session)
     try:
         await _connect_mcp(session)
         if state is not None:
@@ -208,6 +210,17 @@ async def _connect_mcp(session: Session) -> None:
     session.mcp_failures = dict(mcp.failures)
     for tool in mcp.tools:
         session.toolbox.add(tool)
+
+
+def _guard_model_key(session: Session) -> None:
+    """The model's key, whatever variable or saved login it came from, is redacted and kept out of subprocesses."""
+    from agent.llm.routing import NO_KEY
+
+    key = getattr(getattr(session.model, "route", None), "api_key", None)
+    if isinstance(key, str) and key and key != NO_KEY:
+        session.redactor.add(key)
+    if session.config.llm.api_key_env:
+        session.env.pop(session.config.llm.api_key_env, None)
 
 
 def _restore(session: Session, state: TraceState) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.utils
+import os
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -214,11 +215,14 @@ def _facts(exc: BaseException) -> _Facts:
 
 
 def _clean(message: str) -> str:
-    """Drop the `litellm.XError: XError: OpenAIException - ` prefixes litellm stacks up."""
+    """Drop the `litellm.XError: XError: OpenAIException - ` prefixes litellm stacks up; redact what a provider
+    echoed (some repeat the key they rejected)."""
+    from agent.redact import Redactor
+
     previous = None
     while previous != message:
         previous, message = message, _NOISE.sub("", message, count=1)
-    message = " ".join(message.split())
+    message = Redactor.from_env(os.environ).redact(" ".join(message.split()))
     return message[:600] + " …" if len(message) > 600 else message
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
+import re
 import secrets
 import stat
 from collections.abc import Iterator
@@ -21,22 +23,93 @@ LINE_CHARS = 2000
 """Longer lines are cut in `read` output."""
 _LINE_BYTES = LINE_CHARS * 4
 _SNIFF_BYTES = 8192
+COUNT_BYTES = 256 << 20
+"""`read` stops counting a file's lines after this many bytes."""
+MAX_EDIT_BYTES = 64 << 20
+"""`edit` loads the whole file; larger ones are left to bash."""
+_NOFOLLOW = os.O_NOFOLLOW | os.O_CLOEXEC
+_LAST_WORD = re.compile(r"[\w+/=.~-]{1,256}$")
+_FIRST_WORD = re.compile(r"^[\w+/=.~-]{1,256}")
+
+
+def cut_end(text: str) -> str:
+    """`text` cut short: drop the token-like characters at its end, so no piece of a token is shown (redaction
+    needs the whole token to recognise it)."""
+    return _LAST_WORD.sub("", text, count=1) + "…"
+
+
+def cut_start(text: str) -> str:
+    """`text` whose start was dropped: drop the token-like characters at its start (see `cut_end`)."""
+    return "…" + _FIRST_WORD.sub("", text, count=1)
 
 
 def resolve_path(ctx: ToolContext, path: str, *, write: bool) -> Path:
     """Resolve `path` (relative to the workspace) and refuse anything outside it, symlinks followed.
 
-    Read-only callers may also reach the session folder, where long tool outputs are spilled.
+    Read-only callers may also reach the session folder, where long tool outputs are spilled; nothing may
+    write there, even when the session folder lies inside the workspace.
     """
-    root = ctx.workdir.resolve()
+    root, session = ctx.workdir.resolve(), ctx.session_dir.resolve()
     try:
         target = (root / Path(path)).resolve()
     except (OSError, ValueError) as e:
         raise ToolError(f"bad path {path!r}: {e}") from None
-    allowed = [root] if write else [root, ctx.session_dir.resolve()]
+    if write and target.is_relative_to(session):
+        raise ToolError(f"{path!r} is in the session folder, which is read-only; write inside the workspace")
+    allowed = [root] if write else [root, session]
     if any(target.is_relative_to(r) for r in allowed):
         return target
     raise ToolError(f"{path!r} is outside the workspace; use a path inside {root} (relative paths start there)")
+
+
+def _base(ctx: ToolContext, target: Path) -> Path:
+    root = ctx.workdir.resolve()
+    return root if target.is_relative_to(root) else ctx.session_dir.resolve()
+
+
+def open_folder(base: Path, folder: Path, *, create: bool = False) -> int:
+    """A descriptor of `folder` (resolved, inside `base`), opened one name at a time from `base` without following
+    symlinks, so that a folder swapped for a symlink after `resolve_path` checked it cannot lead outside."""
+    fd = os.open(base, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for name in folder.relative_to(base).parts:
+            if create:
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(name, dir_fd=fd)
+            parent, fd = fd, -1
+            try:
+                fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | _NOFOLLOW, dir_fd=parent)
+            finally:
+                os.close(parent)
+    except BaseException:
+        if fd >= 0:
+            os.close(fd)
+        raise
+    return fd
+
+
+def open_inside(ctx: ToolContext, target: Path) -> BinaryIO:
+    """Open a resolved path from `resolve_path` for reading: no symlink on the way, and only a regular file
+    (a FIFO would block forever, a device never ends)."""
+    folder = open_folder(_base(ctx, target), target.parent)
+    try:
+        fd = os.open(target.name, os.O_RDONLY | os.O_NONBLOCK | _NOFOLLOW, dir_fd=folder)
+    finally:
+        os.close(folder)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise ToolError(f"{display_path(ctx, target)} is not a regular file (a FIFO, socket or device); use bash")
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
+
+
+@contextlib.contextmanager
+def os_errors(path: str) -> Iterator[None]:
+    """Turn OS failures (name too long, permission denied, changed under us) into errors the model reads."""
+    try:
+        yield
+    except OSError as e:
+        raise ToolError(f"{path}: {e.strerror or e}") from None
 
 
 def display_path(ctx: ToolContext, path: Path) -> str:
@@ -48,15 +121,22 @@ def display_path(ctx: ToolContext, path: Path) -> str:
 def is_binary(path: Path) -> bool:
     """Whether the file looks binary (a NUL byte near the start)."""
     with path.open("rb") as f:
-        return b"\0" in f.read(_SNIFF_BYTES)
+        return _sniff(f)
+
+
+def _sniff(f: BinaryIO) -> bool:
+    binary = b"\0" in f.read(_SNIFF_BYTES)
+    f.seek(0)
+    return binary
 
 
 def _existing_file(ctx: ToolContext, path: str, *, write: bool) -> Path:
     target = resolve_path(ctx, path, write=write)
-    if target.is_dir():
-        raise ToolError(f"{path} is a folder; list it with search(glob=...) or bash `ls`")
-    if not target.exists():
-        raise ToolError(f"{path} does not exist; find files with search(glob=...)")
+    with os_errors(path):
+        if target.is_dir():
+            raise ToolError(f"{path} is a folder; list it with search(glob=...) or bash `ls`")
+        if not target.exists():
+            raise ToolError(f"{path} does not exist; find files with search(glob=...)")
     return target
 
 
@@ -72,41 +152,57 @@ def _iter_lines(f: BinaryIO) -> Iterator[tuple[bytes, int]]:
         yield head, size
 
 
-def _count_rest(f: BinaryIO) -> int:
-    count, last = 0, b"\n"
+def _count_rest(f: BinaryIO) -> int | None:
+    """Lines left in `f`, or None when there are more than COUNT_BYTES to scan (a huge file)."""
+    count, last, budget = 0, b"\n", COUNT_BYTES
     while chunk := f.read(1 << 20):
         count += chunk.count(b"\n")
         last = chunk[-1:]
+        budget -= len(chunk)
+        if budget < 0:
+            return None
     return count + (last != b"\n")
 
 
 def _show_line(head: bytes, size: int) -> str:
     text = head.decode("utf-8", errors="replace").rstrip("\r\n")
     if len(text) > LINE_CHARS or size > len(head):
-        return f"{text[:LINE_CHARS]} … [line cut: {size:,} bytes]"
+        return f"{cut_end(text[:LINE_CHARS])} [line cut: {size:,} bytes]"
     return text
 
 
-def _read(target: Path, shown: str, offset: int, limit: int) -> str:
-    if is_binary(target):
-        size = target.stat().st_size
+def _read(f: BinaryIO, shown: str, offset: int, limit: int) -> str:
+    if _sniff(f):
+        size = os.fstat(f.fileno()).st_size
         raise ToolError(f"{shown} looks binary ({size:,} bytes); inspect it with bash (e.g. `file`, `xxd | head`)")
     out: list[str] = []
     n = 0
-    with target.open("rb") as f:
-        for n, (head, size) in enumerate(_iter_lines(f), start=1):
-            if n >= offset:
-                out.append(f"{n:6}\t{_show_line(head, size)}")
-            if n >= offset + limit - 1:
-                break
-        total = n + _count_rest(f)
-    if total == 0:
+    for n, (head, size) in enumerate(_iter_lines(f), start=1):
+        if n >= offset:
+            out.append(f"{n:6}\t{_show_line(head, size)}")
+        if n >= offset + limit - 1:
+            break
+    rest = _count_rest(f)
+    if n == 0:
         return f"({shown} is empty)"
-    if offset > total:
-        raise ToolError(f"offset {offset} is past the end of {shown}, which has {total} lines")
+    if offset > n:
+        raise ToolError(f"offset {offset} is past the end of {shown}, which has {n} lines")
     last = offset + len(out) - 1
+    if rest is None:
+        size = os.fstat(f.fileno()).st_size
+        return (
+            "\n".join(out)
+            + f"\n({shown}: lines {offset}-{last} of a {size:,}-byte file; read more with offset={last + 1})"
+        )
+    total = n + rest
     more = f"; read more with offset={last + 1}" if last < total else ""
     return "\n".join(out) + f"\n({shown}: lines {offset}-{last} of {total}{more})"
+
+
+def _read_file(ctx: ToolContext, target: Path, offset: int, limit: int) -> str:
+    shown = display_path(ctx, target)
+    with os_errors(shown), open_inside(ctx, target) as f:
+        return _read(f, shown, offset, limit)
 
 
 @tool(effects=[Effect.READ])
@@ -121,33 +217,47 @@ async def read(ctx: ToolContext, path: str, offset: int = 1, limit: int = 2000) 
     if offset < 1 or limit < 1:
         raise ToolError("offset and limit must be at least 1")
     target = _existing_file(ctx, path, write=False)
-    return await asyncio.to_thread(_read, target, display_path(ctx, target), offset, limit)
+    return await asyncio.to_thread(_read_file, ctx, target, offset, limit)
 
 
 # ---- write ------------------------------------------------------------------------------------
 
 
-def atomic_write(target: Path, data: bytes) -> None:
-    """Replace `target` with `data` in one step, keeping the mode of an existing file."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    mode = stat.S_IMODE(target.stat().st_mode) if target.exists() else None
-    tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+def atomic_write(target: Path, data: bytes, base: Path | None = None) -> None:
+    """Replace `target` with `data` in one step, keeping the mode of an existing file.
+
+    Missing folders are created from `base` (default: the target's folder) without following symlinks.
+    """
+    base = base or target.parent
+    folder = open_folder(base, target.parent, create=True)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        if mode is not None:
-            os.chmod(tmp, mode)
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+        try:
+            old = os.stat(target.name, dir_fd=folder, follow_symlinks=False)
+            mode = stat.S_IMODE(old.st_mode) if stat.S_ISREG(old.st_mode) else None
+        except FileNotFoundError:
+            mode = None
+        tmp = f".{target.name}.{secrets.token_hex(4)}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o666, dir_fd=folder)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                if mode is not None:
+                    os.fchmod(f.fileno(), mode)
+            os.replace(tmp, target.name, src_dir_fd=folder, dst_dir_fd=folder)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp, dir_fd=folder)
+            raise
+    finally:
+        os.close(folder)
 
 
-def _write(target: Path, shown: str, content: str) -> str:
-    existed = target.exists()
+def _write(ctx: ToolContext, target: Path, content: str) -> str:
+    shown = display_path(ctx, target)
     data = content.encode("utf-8")
-    atomic_write(target, data)
+    with os_errors(shown):
+        existed = target.exists()
+        atomic_write(target, data, ctx.workdir.resolve())
     lines = content.count("\n") + (bool(content) and not content.endswith("\n"))
     return f"{'Replaced' if existed else 'Created'} {shown}: {len(data):,} bytes, {lines} lines"
 
@@ -161,16 +271,21 @@ async def write(ctx: ToolContext, path: str, content: str) -> str:
         content: The full content.
     """
     target = resolve_path(ctx, path, write=True)
-    if target.is_dir():
-        raise ToolError(f"{path} is a folder; give a file path")
-    return await asyncio.to_thread(_write, target, display_path(ctx, target), content)
+    with os_errors(path):
+        if target.is_dir():
+            raise ToolError(f"{path} is a folder; give a file path")
+    return await asyncio.to_thread(_write, ctx, target, content)
 
 
 # ---- edit -------------------------------------------------------------------------------------
 
 
 def _numbered(lines: list[str], start: int, stop: int) -> str:
-    return "\n".join(f"{i + 1:6}\t{lines[i][:LINE_CHARS]}" for i in range(max(start, 0), min(stop, len(lines))))
+    return "\n".join(f"{i + 1:6}\t{_cut(lines[i])}" for i in range(max(start, 0), min(stop, len(lines))))
+
+
+def _cut(line: str) -> str:
+    return cut_end(line[:LINE_CHARS]) if len(line) > LINE_CHARS else line
 
 
 def _closest(text: str, old: str) -> str:
@@ -200,11 +315,26 @@ def _no_match(text: str, old: str, shown: str) -> str:
     return f"{msg} No similar lines; `read` the file to see its current content."
 
 
-def _edit(target: Path, shown: str, old: str, new: str, replace_all: bool) -> str:
+def _load(ctx: ToolContext, target: Path, shown: str) -> str:
+    with open_inside(ctx, target) as f:
+        size = os.fstat(f.fileno()).st_size
+        if size > MAX_EDIT_BYTES:
+            raise ToolError(f"{shown} is {size:,} bytes, too big to edit here; use bash (e.g. `sed -i`)")
+        data = f.read()
     try:
-        text = target.read_bytes().decode("utf-8")
+        return data.decode("utf-8")
     except UnicodeDecodeError:
         raise ToolError(f"{shown} is not UTF-8 text; edit it with bash instead") from None
+
+
+def _edit(ctx: ToolContext, target: Path, old: str, new: str, replace_all: bool) -> str:
+    shown = display_path(ctx, target)
+    with os_errors(shown):
+        return _replace(ctx, target, shown, old, new, replace_all)
+
+
+def _replace(ctx: ToolContext, target: Path, shown: str, old: str, new: str, replace_all: bool) -> str:
+    text = _load(ctx, target, shown)
     if old not in text and "\r\n" in text and "\n" in old:
         old, new = old.replace("\n", "\r\n"), new.replace("\n", "\r\n")
     count = text.count(old)
@@ -217,7 +347,7 @@ def _edit(target: Path, shown: str, old: str, new: str, replace_all: bool) -> st
         )
     first = text.index(old)
     updated = text.replace(old, new) if replace_all else text.replace(old, new, 1)
-    atomic_write(target, updated.encode("utf-8"))
+    atomic_write(target, updated.encode("utf-8"), ctx.workdir.resolve())
     line = text.count("\n", 0, first)
     after = _numbered(updated.splitlines(), line - 2, line + min(new.count("\n"), 6) + 3)
     return f"Edited {shown}: {count if replace_all else 1} replacement(s).\n{after}"
@@ -242,7 +372,20 @@ async def edit(ctx: ToolContext, path: str, old: str, new: str, replace_all: boo
     if old == new:
         raise ToolError("old and new are identical; nothing to change")
     target = _existing_file(ctx, path, write=True)
-    return await asyncio.to_thread(_edit, target, display_path(ctx, target), old, new, replace_all)
+    return await asyncio.to_thread(_edit, ctx, target, old, new, replace_all)
 
 
-__all__ = ["atomic_write", "display_path", "edit", "is_binary", "read", "resolve_path", "write"]
+__all__ = [
+    "atomic_write",
+    "cut_end",
+    "cut_start",
+    "display_path",
+    "edit",
+    "is_binary",
+    "open_folder",
+    "open_inside",
+    "os_errors",
+    "read",
+    "resolve_path",
+    "write",
+]

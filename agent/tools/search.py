@@ -6,13 +6,16 @@ import asyncio
 import logging
 import os
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import regex as rx  # like re, but with a time limit and without holding the GIL while matching
+
 from agent.errors import ToolError
 from agent.tools.base import Effect, ToolContext, tool
-from agent.tools.files import display_path, resolve_path
+from agent.tools.files import cut_end, display_path, open_inside, resolve_path
 
 logger = logging.getLogger(__name__)
 
@@ -57,9 +60,14 @@ def _translate(glob: str) -> str:
     return "".join(out)
 
 
+SEARCH_SECONDS = 20.0
+"""Time a pattern search may take; a pathological regex (e.g. (a+)+$) is stopped, not left to hang the agent."""
+
+
 @dataclass
 class _Found:
     limit: int
+    deadline: float = field(default_factory=lambda: time.monotonic() + SEARCH_SECONDS)
     lines: list[str] = field(default_factory=list)
     hidden: int = 0
     too_big: int = 0
@@ -90,28 +98,44 @@ def _files(root: Path, allowed: list[Path]) -> Iterator[Path]:
                 yield p
 
 
-def _grep(p: Path, shown: str, regex: re.Pattern[str], found: _Found) -> None:
+def _match(pattern: rx.Pattern[str], text: str, found: _Found) -> bool:
+    left = found.deadline - time.monotonic()
     try:
-        if p.stat().st_size > MAX_FILE_BYTES:
-            found.too_big += 1
-            return
-        data = p.read_bytes()
-    except OSError:
+        if left <= 0:
+            raise TimeoutError
+        return pattern.search(text, timeout=left, concurrent=True) is not None
+    except TimeoutError:
+        raise ToolError(
+            f"the search took over {SEARCH_SECONDS:.0f} s and was stopped: the pattern backtracks too much "
+            "(nested repeats like (a+)+ are the usual cause); simplify it or narrow path/glob"
+        ) from None
+
+
+def _grep(ctx: ToolContext, p: Path, regex: rx.Pattern[str], found: _Found) -> None:
+    try:  # opened without following symlinks from the workspace, and only if still a regular file
+        with open_inside(ctx, p.resolve()) as f:
+            if os.fstat(f.fileno()).st_size > MAX_FILE_BYTES:
+                found.too_big += 1
+                return
+            data = f.read(MAX_FILE_BYTES)
+    except (OSError, ValueError, ToolError):
         return
     if b"\0" in data[:8192]:
         return
     text = data.decode("utf-8", errors="replace")
-    if regex.search(text) is None:
+    if not _match(regex, text, found):
         return
     for n, line in enumerate(text.splitlines(), start=1):
-        if regex.search(line):
-            found.add(f"{shown}:{n}: {line.strip()[:_MATCH_CHARS]}")
+        if _match(regex, line, found):
+            shown = line.strip()
+            shown = cut_end(shown[:_MATCH_CHARS]) if len(shown) > _MATCH_CHARS else shown
+            found.add(f"{display_path(ctx, p)}:{n}: {shown}")
 
 
 def _search(
     ctx: ToolContext,
     root: Path,
-    regex: re.Pattern[str] | None,
+    regex: rx.Pattern[str] | None,
     names: re.Pattern[str] | None,
     by_name: bool,
     limit: int,
@@ -124,7 +148,7 @@ def _search(
         if regex is None:
             found.add(display_path(ctx, p))
         else:
-            _grep(p, display_path(ctx, p), regex, found)
+            _grep(ctx, p, regex, found)
         if found.full:
             break
     return found
@@ -168,10 +192,10 @@ async def search(
     regex = names = None
     try:
         if pattern:
-            regex = re.compile(pattern, re.MULTILINE | (0 if case_sensitive else re.IGNORECASE))
+            regex = rx.compile(pattern, rx.MULTILINE | rx.VERSION0 | (0 if case_sensitive else rx.IGNORECASE))
         if glob:
             names = glob_regex(glob)
-    except re.error as e:
+    except (re.error, rx.error) as e:
         bad = f"regex {pattern!r}" if pattern and regex is None else f"glob {glob!r}"
         raise ToolError(f"invalid {bad}: {e}; escape special characters like ( [ . with \\") from None
     root = resolve_path(ctx, path, write=False)

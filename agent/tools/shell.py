@@ -14,7 +14,7 @@ from typing import Any
 
 from agent.errors import ToolError
 from agent.tools.base import Effect, Emit, ToolContext, ToolResult, tool
-from agent.tools.files import display_path, resolve_path
+from agent.tools.files import cut_end, cut_start, display_path, resolve_path
 
 logger = logging.getLogger(__name__)
 
@@ -74,8 +74,9 @@ class OutputCapture:
         dropped = self.dropped + extra
         if not dropped:
             return (bytes(self._head) + tail).decode("utf-8", errors="replace")
-        head = self._head.decode("utf-8", errors="replace")
-        return f"{head}\n… [{dropped:,} bytes of output omitted] …\n{tail[extra:].decode('utf-8', errors='replace')}"
+        head = cut_end(self._head.decode("utf-8", errors="replace"))
+        rest = cut_start(tail[extra:].decode("utf-8", errors="replace"))
+        return f"{head}\n… [{dropped:,} bytes of output omitted] …\n{rest}"
 
 
 class LogStream:
@@ -121,13 +122,19 @@ class LogStream:
         rest = b"" if final else parts.pop()
         if not parts or self._events >= self.MAX_EVENTS:
             return
+        lines = [self._line(p) for p in parts]
+        if self._cut and rest == b"" and len(parts) == 1:  # one line, its start dropped
+            lines = [cut_start(lines[0])]
         self._pending, self._cut = rest, False
-        lines = [clean(p.decode("utf-8", errors="replace")).rstrip()[: self.LINE_CHARS] for p in parts]
-        lines = [line for line in lines if line][-self.MAX_LINES :]
+        lines = [line for line in lines if line.strip("…")][-self.MAX_LINES :]
         if lines:
             self._emit("tool_log", {"call_id": self._call_id, "line": "\n".join(lines)})
             self._events += 1
             self._last = time.monotonic()
+
+    def _line(self, raw: bytes) -> str:
+        line = clean(raw.decode("utf-8", errors="replace")).rstrip()
+        return cut_end(line[: self.LINE_CHARS]) if len(line) > self.LINE_CHARS else line
 
     def close(self) -> None:
         """Cancel the pending timer and send what is left."""

@@ -341,3 +341,14 @@ async def test_structured_arguments_reach_events_as_plain_json(start_agent):
     assert h.of(EventType.PLAN_UPDATED)[0].data["plan"] == todos
     assert h.session.plan == todos
     json.dumps([e.to_dict() for e in h.events])
+
+
+async def test_a_secret_split_across_stream_chunks_is_redacted(start_agent, monkeypatch):
+    secret = "hf_" + "Z" * 34
+    monkeypatch.setenv("HF_TOKEN", secret)
+    model = ScriptedModel([Turn(text=f"The token is {secret} and that is all.")], chunk_chars=5)
+    h = await start_agent(None, model=model)
+    await h.turn("what is the token?")
+    streamed = "".join(e.data["text"] for e in h.of(EventType.ASSISTANT_CHUNK))
+    assert streamed == "The token is [REDACTED] and that is all."
+    assert "ZZZZZ" not in json.dumps([e.to_dict() for e in h.events])

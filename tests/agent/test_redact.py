@@ -1,10 +1,11 @@
+import logging
 import random
 import secrets
 import string
 
 import pytest
 
-from agent.redact import REDACTED, Redactor, is_secret_name, scrub_env
+from agent.redact import REDACTED, RedactingFilter, Redactor, StreamRedactor, is_secret_name, scrub_env
 
 
 def alnum(n: int) -> str:
@@ -31,6 +32,12 @@ TOKENS = {
     "aws session key id": lambda: "ASIA" + upper(16),
     "slack": lambda: f"xox{random.choice('bap')}-{secrets.randbelow(10**12)}-{alnum(24)}",
     "jwt": lambda: f"eyJ{alnum(20)}.eyJ{alnum(30)}.{alnum(43)}",
+    "gitlab": lambda: "glpat-" + alnum(20),
+    "slack refresh": lambda: "xoxe-1-" + alnum(40),
+    "google api key": lambda: "AIza" + alnum(35),
+    "stripe": lambda: "sk_live_" + alnum(30),
+    "npm": lambda: "npm_" + alnum(36),
+    "groq": lambda: "gsk_" + alnum(52),
 }
 
 
@@ -211,3 +218,120 @@ def test_scrub_env_drops_secrets_and_keeps_the_rest() -> None:
     env = {"PATH": "/usr/bin", "HF_TOKEN": "hf_x", "OPENAI_API_KEY": "sk-x", "HF_HOME": "/cache", "LANG": "C"}
 
     assert scrub_env(env) == {"PATH": "/usr/bin", "HF_HOME": "/cache", "LANG": "C"}
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "Authorization: Basic {}",  # git's extraheader (actions/checkout), base64 of x-access-token:ghs_...
+        "http.https://github.com/.extraheader AUTHORIZATION: basic {}",
+        "authorization: token {}",
+        "x-api-key: {}",
+        "password={}",
+        "  password: {}",
+        "api_key = '{}'",
+        "aws_secret_access_key = {}",
+        "https://huggingface.co/api/x?access_token={}&b=1",
+        "machine github.com login me password {}",
+        "https://hooks.slack.com/services/{}",
+    ],
+)
+def test_secrets_in_context_keep_the_context(template: str) -> None:
+    value = alnum(16) + "7" + alnum(16)
+
+    out = Redactor().redact(template.format(value))
+
+    assert out == template.format(REDACTED)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "risk-adjusted-performance-metrics-computation-module",
+        "mask-rcnn-resnet50-fpn-coco-weights-v2",
+        "commit 3f2a9c8e1b7d4f6a0c5e2b9d8a7f6e5d4c3b2a19",
+        "sha256:" + "ab" * 32,
+        "generate(max_new_tokens=256, pad_token_id=tokenizer.eos_token_id)",
+        '{"pad_token": "<|endoftext|>", "unk_token": "[UNK]", "eos_token": "</s>"}',
+        "password: ${DB_PASSWORD}",
+        "Authorization: Bearer ${HF_TOKEN}",
+        "authorization: required",
+        '"image/png": "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5Erk"',
+    ],
+)
+def test_ml_output_is_left_alone(text: str) -> None:
+    assert Redactor().redact(text) == text
+
+
+def test_url_credentials_inside_json_do_not_break_it() -> None:
+    text = '{"a":"http://x:y","b":"z@w"}'
+
+    assert Redactor().redact(text) == text
+
+
+@pytest.mark.parametrize("name", ["STRIPE_KEY", "AWS_ACCESS_KEY_ID", "GH_PAT", "SMTP_PASS", "GCP_CREDENTIALS"])
+def test_more_secret_names(name: str) -> None:
+    assert is_secret_name(name)
+
+
+def test_scrub_env_keeps_credential_paths_and_drops_token_values() -> None:
+    env = {
+        "GOOGLE_APPLICATION_CREDENTIALS": "/keys/sa.json",
+        "KUBECONFIG": "/home/u/.kube/config",
+        "SSH_AUTH_SOCK": "/tmp/ssh-x/agent.1",
+        "GIT_CONFIG_VALUE_0": "AUTHORIZATION: basic " + alnum(40),
+        "SOME_SETTING": TOKENS["hf"](),
+    }
+
+    assert scrub_env(env) == {k: env[k] for k in ("GOOGLE_APPLICATION_CREDENTIALS", "KUBECONFIG", "SSH_AUTH_SOCK")}
+
+
+def stream(redactor: Redactor, text: str, size: int) -> str:
+    s = StreamRedactor(redactor)
+    return "".join(s.feed(text[i : i + size]) for i in range(0, len(text), size)) + s.flush()
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 5, 7, 16])
+def test_a_secret_split_across_stream_chunks_is_redacted(size: int) -> None:
+    password = "pass word " + alnum(12)  # a known value with spaces in it
+    redactor = Redactor([password])
+    text = (
+        f"Use {TOKENS['hf']()} now.\nHF_TOKEN = {alnum(24)}\nAuthorization: Bearer {alnum(30)}\n"
+        f"{pem()}\nthe password is {password}, done."
+    )
+
+    assert stream(redactor, text, size) == redactor.redact(text)
+
+
+def test_stream_output_is_released_word_by_word() -> None:
+    s = StreamRedactor(Redactor())
+
+    assert s.feed("Training the model") == "Training the"
+    assert s.feed(" now") == " model"
+    assert s.flush() == " now"
+
+
+def test_a_long_run_without_spaces_is_released_with_a_tail_held() -> None:
+    s = StreamRedactor(Redactor())
+
+    out = s.feed("a" * 10_000)
+
+    assert out == "a" * (10_000 - StreamRedactor.TAIL)
+    assert s.flush() == "a" * StreamRedactor.TAIL
+
+
+def test_logging_filter_redacts_messages_arguments_and_tracebacks() -> None:
+    token = TOKENS["github classic"]()
+    record = logging.LogRecord("agent.x", logging.ERROR, __file__, 1, "call failed with %s", (token,), None)
+    try:
+        raise ValueError(f"bad key {token}")
+    except ValueError:
+        import sys
+
+        record.exc_info = sys.exc_info()
+
+    RedactingFilter(Redactor()).filter(record)
+    text = logging.Formatter().format(record)
+
+    assert token not in text
+    assert "call failed with [REDACTED]" in text and "ValueError: bad key [REDACTED]" in text

@@ -108,3 +108,17 @@ async def test_a_failed_upload_does_not_break_closing(start_agent, monkeypatch, 
     await h.close()
     assert h.session.trace_url is None
     assert "not uploaded" in caplog.text and "HF_TOKEN" in caplog.text
+
+
+async def test_the_model_key_is_redacted_and_kept_out_of_subprocesses(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    key = "k3y-" + "q7" * 12
+    monkeypatch.setenv("ODDLY_NAMED", key)  # a name the redactor would not guess
+    model = ScriptedModel([])
+    model.route = SimpleNamespace(api_key=key)  # type: ignore[attr-defined]  # what LiteLLMModel carries
+    cfg = load_config(overrides={"llm": {"api_key_env": "ODDLY_NAMED"}}, use_user_file=False)
+    s = await open_session(cfg, workdir=tmp_path, headless=True, model=model, home=tmp_path / "h")
+    await s.close()
+    assert "ODDLY_NAMED" not in s.env
+    assert s.redactor.redact(f"the key is {key}") == "the key is [REDACTED]"

@@ -210,3 +210,10 @@ def test_agent_errors_pass_through() -> None:
 )
 def test_key_env_for(model: str, variable: str | None) -> None:
     assert key_env_for(model) == variable
+
+
+def test_a_key_echoed_by_the_provider_is_redacted(monkeypatch: pytest.MonkeyPatch) -> None:
+    key = "sk-proj-" + "A1b2" * 12
+    monkeypatch.setenv("OPENAI_API_KEY", key)
+    err = classify(Exception(f"Incorrect API key provided: {key}. You can find your API key at ..."), model="openai/x")
+    assert key not in str(err) and "[REDACTED]" in str(err)

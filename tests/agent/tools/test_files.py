@@ -7,9 +7,9 @@ import pytest
 
 from agent.errors import ConfigError
 from agent.redact import scrub_env
-from agent.tools import BUILTIN_TOOLS, workspace_tools
+from agent.tools import BUILTIN_TOOLS, files, workspace_tools
 from agent.tools.base import Effect, ToolContext
-from agent.tools.files import LINE_CHARS, edit, read, write
+from agent.tools.files import LINE_CHARS, atomic_write, edit, open_inside, read, resolve_path, write
 
 
 @pytest.fixture
@@ -73,7 +73,8 @@ async def test_read_cuts_long_lines(ctx: ToolContext) -> None:
     out, _ = await run(ctx, "read", path="wide.txt")
 
     first, second = out.splitlines()[:2]
-    assert first == "     1\t" + "x" * LINE_CHARS + " … [line cut: 50,001 bytes]"
+    # the cut drops the token-like run at its end: a piece of a token would escape redaction
+    assert first == "     1\t" + "x" * (LINE_CHARS - 256) + "… [line cut: 50,001 bytes]"
     assert second == "     2\tshort"
 
 
@@ -148,7 +149,7 @@ async def test_paths_outside_the_workspace_are_refused(
 async def test_write_tools_cannot_reach_the_session_folder(ctx: ToolContext) -> None:
     out, err = await run(ctx, "write", path=str(ctx.session_dir / "x.txt"), content="x")
 
-    assert err and "outside the workspace" in out
+    assert err and "session folder, which is read-only" in out
     assert not (ctx.session_dir / "x.txt").exists()
 
 
@@ -317,3 +318,94 @@ def test_workspace_tools_by_name_and_unknown_names() -> None:
 
 def test_tool_specs_stay_lean() -> None:
     assert len(json.dumps([t.spec() for t in BUILTIN_TOOLS.values()])) < 4000
+
+
+# ---- hostile paths and files -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["read", "edit"])
+async def test_fifos_are_refused_without_blocking(ctx: ToolContext, name: str) -> None:
+    os.mkfifo(ctx.workdir / "pipe")
+    args = {"old": "a", "new": "b"} if name == "edit" else {}
+
+    out, err = await run(ctx, name, path="pipe", **args)
+
+    assert err and "not a regular file" in out
+
+
+async def test_the_session_folder_is_read_only_even_inside_the_workspace(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    session = ws / ".data" / "sessions" / "s1"
+    session.mkdir(parents=True)
+    (session / "trace.jsonl").write_text("{}\n")
+    ctx = ToolContext(workdir=ws, session_dir=session, env={})
+
+    out, err = await run(ctx, "write", path=".data/sessions/s1/trace.jsonl", content="forged")
+    out2, err2 = await run(ctx, "edit", path=".data/sessions/s1/trace.jsonl", old="{}", new="[]")
+
+    assert err and err2 and "read-only" in out and "read-only" in out2
+    assert (session / "trace.jsonl").read_text() == "{}\n"
+
+
+@pytest.mark.parametrize("name", ["read", "write"])
+async def test_names_too_long_are_tool_errors(ctx: ToolContext, name: str) -> None:
+    out, err = await run(ctx, name, path="a" * 5000, **({"content": "x"} if name == "write" else {}))
+
+    assert err and "too long" in out
+
+
+def test_a_folder_swapped_for_a_symlink_after_the_check_is_not_followed(ctx: ToolContext, tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "f.txt").write_text("secret\n")
+    (ctx.workdir / "d").mkdir()
+    (ctx.workdir / "d" / "f.txt").write_text("fine\n")
+    target = resolve_path(ctx, "d/f.txt", write=True)
+    (ctx.workdir / "d" / "f.txt").unlink()
+    (ctx.workdir / "d").rmdir()
+    (ctx.workdir / "d").symlink_to(outside)  # the race: swapped between resolve_path and use
+
+    with pytest.raises(OSError):
+        open_inside(ctx, target)
+    with pytest.raises(OSError):
+        atomic_write(target, b"pwned\n", ctx.workdir.resolve())
+    assert (outside / "f.txt").read_text() == "secret\n"
+
+
+async def test_a_symlink_bash_made_to_leave_the_workspace_is_refused(ctx: ToolContext, tmp_path: Path) -> None:
+    (tmp_path / "private.txt").write_text("private\n")
+    await run(ctx, "bash", command=f"ln -s {tmp_path} up && ln -s {tmp_path / 'private.txt'} p.txt")
+
+    for path in ("up/private.txt", "p.txt"):
+        out, err = await run(ctx, "read", path=path)
+        assert err and "outside the workspace" in out
+    out, err = await run(ctx, "write", path="up/new.txt", content="x")
+    assert err and not (tmp_path / "new.txt").exists()
+
+
+async def test_huge_files_are_not_counted_to_the_end(ctx: ToolContext, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(files, "COUNT_BYTES", 1000)
+    (ctx.workdir / "big.log").write_text("".join(f"line {i}\n" for i in range(100_000)))
+
+    out, err = await run(ctx, "read", path="big.log", limit=2)
+
+    assert not err
+    assert out.endswith("(big.log: lines 1-2 of a 1,088,890-byte file; read more with offset=3)")
+
+
+async def test_edit_refuses_huge_files(ctx: ToolContext, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(files, "MAX_EDIT_BYTES", 100)
+    (ctx.workdir / "big.txt").write_text("a\n" * 100)
+
+    out, err = await run(ctx, "edit", path="big.txt", old="a", new="b", replace_all=True)
+
+    assert err and "too big to edit" in out and "sed" in out
+
+
+async def test_a_cut_line_does_not_show_a_piece_of_a_token(ctx: ToolContext) -> None:
+    token = "hf_" + "Ab1" * 12
+    (ctx.workdir / "wide.txt").write_text("x " * (LINE_CHARS // 2 - 10) + token + "\n")
+
+    out, _ = await run(ctx, "read", path="wide.txt")
+
+    assert "hf_" not in out and "Ab1" not in out

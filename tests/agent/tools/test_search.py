@@ -126,7 +126,7 @@ async def test_invalid_regex_is_a_tool_error_with_the_reason(ctx: ToolContext, p
     out, err = await run(ctx, pattern="fit(")
 
     assert err
-    assert out.startswith("invalid regex 'fit(': missing ), unterminated subpattern at position 3")
+    assert out.startswith("invalid regex 'fit(': missing ) at position 4")
 
 
 async def test_invalid_glob_is_a_tool_error(ctx: ToolContext, project: Path) -> None:
@@ -166,3 +166,40 @@ def test_glob_regex() -> None:
     assert not glob_regex("*.py").fullmatch("a/b.py")
     assert glob_regex("[!a]b").fullmatch("cb") and not glob_regex("[!a]b").fullmatch("ab")
     assert glob_regex("./x.txt").fullmatch("x.txt")
+
+
+async def test_fifos_are_skipped_and_long_matches_cut_between_words(ctx: ToolContext) -> None:
+    os.mkfifo(ctx.workdir / "pipe")
+    (ctx.workdir / "pipe.txt").symlink_to("pipe")
+    (ctx.workdir / "a.txt").write_text("needle " + "x " * 200 + "hf_" + "Ab1" * 12 + "\n")
+
+    out, err = await run(ctx, pattern="needle")
+
+    assert not err and out.startswith("a.txt:1: needle x") and "hf_" not in out and "Ab1" not in out
+
+
+async def test_a_catastrophic_pattern_is_stopped_without_freezing_the_loop(tmp_path, monkeypatch) -> None:
+    import asyncio
+    import importlib
+
+    search_module = importlib.import_module("agent.tools.search")  # the package re-exports the tool by this name
+
+    monkeypatch.setattr(search_module, "SEARCH_SECONDS", 0.5)
+    ws, session = tmp_path / "ws", tmp_path / "session"
+    ws.mkdir()
+    session.mkdir()
+    (ws / "evil.txt").write_text("a" * 60 + "b\n")
+    ctx = ToolContext(workdir=ws, session_dir=session, env={})
+    ticks = 0
+
+    async def heartbeat() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    beat = asyncio.create_task(heartbeat())
+    result = await search.run(ctx, {"pattern": "(a|aa)+$"})
+    beat.cancel()
+    assert result.is_error and "backtracks too much" in result.output
+    assert ticks > 5  # the event loop kept running while the pattern was matched

@@ -181,11 +181,12 @@ async def test_huge_output_is_bounded(ctx: ToolContext) -> None:
 
 def test_capture_keeps_head_and_tail_and_counts_the_middle() -> None:
     capture = OutputCapture(head=10, tail=10)
-    data = b"0123456789abcdefghijklmnopqrstuvwxyz"
+    data = b"01234 6789abcdefghijklmnopqrstu wxyz"
     for i in range(0, len(data), 3):
         capture.feed(data[i : i + 3])
 
-    assert capture.text() == "0123456789\n… [16 bytes of output omitted] …\nqrstuvwxyz"
+    # the words cut at either edge are dropped too: they could be pieces of a token redaction cannot recognise
+    assert capture.text() == "01234 …\n… [16 bytes of output omitted] …\n… wxyz"
 
 
 def test_capture_memory_stays_bounded() -> None:
@@ -264,3 +265,18 @@ async def test_background_process_with_redirected_output_keeps_running(ctx: Tool
 def test_summary_shows_the_first_line_of_the_command() -> None:
     assert bash.describe_call({"command": "echo hi"}) == "$ echo hi"
     assert bash.describe_call({"command": "cd x\nmake"}) == "$ cd x …"
+
+
+async def test_cut_log_lines_and_output_do_not_show_a_piece_of_a_token() -> None:
+    token = "ghp_" + "Zq7" * 12
+    events: Events = []
+    stream = LogStream(lambda type_, data: events.append((type_, data)), "c")
+    stream.feed(("x " * (LogStream.LINE_CHARS // 2 - 8) + token + "\n").encode())  # cut at LINE_CHARS
+    stream.feed(("y" * (LogStream.KEEP_BYTES - 10) + " " + token).encode())  # start of this line dropped
+    stream.feed(b"z" * LogStream.KEEP_BYTES)
+    stream.close()
+    capture = OutputCapture(head=20, tail=20)
+    capture.feed(f"ok {token} {'w ' * 100}{token} end".encode())
+
+    shown = " ".join(d["line"] for _, d in events) + capture.text()
+    assert "ghp_" not in shown and "Zq7" not in shown
