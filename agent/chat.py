@@ -8,13 +8,14 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agent.cli import FAILED, OK, drain, on_sigint, show_sessions
+from agent.cli import FAILED, OK, drain, on_sigint, show_sessions, stop
 
 if TYPE_CHECKING:
     from agent.events import Event
     from agent.loop import Agent
+    from agent.reader import LineReader
     from agent.session import Session
-    from agent.ui import ConsoleRenderer, LineReader
+    from agent.ui import ConsoleRenderer
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +31,7 @@ COMMANDS = {
     "/quit": "leave (also /exit or Ctrl+D)",
 }
 APPROVE_PROMPT = "approve? [y]es / [n]o / [a]lways for this tool › "
+WHY_PROMPT = "why not? (optional, the model reads it) › "
 
 
 class _Cancelled(Exception):
@@ -45,6 +47,8 @@ class Chat:
         self._quit = asyncio.Event()
         self._wake = asyncio.Event()
         self._busy = False
+        self._prompt_open = False
+        """A prompt is on screen and the cursor is after it."""
         self._interrupting = False
         self._last_sigint = float("-inf")
         self._runner: asyncio.Task[None] | None = None
@@ -55,18 +59,22 @@ class Chat:
 
         self._runner = asyncio.create_task(self.agent.run())
         consumer = asyncio.create_task(self._consume(self._runner))
-        with on_sigint(self._on_sigint):
-            with contextlib.suppress(_Cancelled):
-                await self._converse()
-            self.agent.submit(Shutdown())
-            try:
-                await consumer
-            except Exception as e:
-                logger.debug("agent loop failed", exc_info=True)
-                self.ui.error(
-                    f"the agent loop stopped: {type(e).__name__}: {e}", "this is a bug; the trace has details"
-                )
-                return FAILED
+        try:
+            with on_sigint(self._on_sigint):
+                with contextlib.suppress(_Cancelled):
+                    await self._converse()
+                self.agent.submit(Shutdown())
+                try:
+                    await consumer
+                except Exception as e:
+                    logger.debug("agent loop failed", exc_info=True)
+                    self.ui.error(
+                        f"the agent loop stopped: {type(e).__name__}: {e}", "this is a bug; the trace has details"
+                    )
+                    return FAILED
+        finally:  # whatever happened, nothing may write to the session once the caller closes it
+            await stop(consumer)
+            await stop(self._runner)
         self.ui.info(f"session saved · continue with: ml-intern --resume {self.session.id}")
         return OK
 
@@ -74,6 +82,8 @@ class Chat:
         await self._until("ready", busy=False)
         if self.agent.busy:  # a resumed session first finishes the turn it was in
             await self._until("turn_complete")
+        if self._quit.is_set():
+            return
         self.ui.info("type a task · /help for commands · Ctrl+C interrupts · Ctrl+D quits")
         while not self._quit.is_set() and await self._handle(await self._read("› ")):
             pass
@@ -110,18 +120,30 @@ class Chat:
             quitting.cancel()
         return future.result() if future.done() else None
 
-    async def _read(self, prompt: str) -> str | None:
+    async def _read(self, prompt: str, *, remember: bool = True) -> str | None:
         """A line from the user, None at end of input; raises _Cancelled on Ctrl+C."""
         self._wake.clear()
-        line = asyncio.ensure_future(self.reader.read(prompt))
+        line = asyncio.ensure_future(self.reader.read(prompt, remember=remember))
         woken = asyncio.ensure_future(self._wake.wait())
-        await asyncio.wait({line, woken}, return_when=asyncio.FIRST_COMPLETED)
-        woken.cancel()
+        self._prompt_open = True
+        try:
+            await asyncio.wait({line, woken}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            woken.cancel()
         if not line.done():
             line.cancel()
-            self.ui.print()
+            self._end_prompt_line()
             raise _Cancelled
+        if line.result() is None:  # Ctrl+D
+            self._end_prompt_line()
+        self._prompt_open = False
         return line.result()
+
+    def _end_prompt_line(self) -> None:
+        """Move below a prompt the user did not answer with Enter (Ctrl+C, Ctrl+D)."""
+        if self._prompt_open:
+            self._prompt_open = False
+            self.ui.print()
 
     def _on_sigint(self) -> None:
         from agent.events import Interrupt
@@ -133,7 +155,11 @@ class Chat:
         elif self._busy and not double:
             self._interrupting = True
             self.agent.submit(Interrupt())
-            self.ui.warn("interrupting… (Ctrl+C again to quit)")
+            if self._prompt_open:  # at an approval question: keep it, and the ^C after it, on screen
+                self._end_prompt_line()
+                self.ui.warn("interrupting… (Ctrl+C again to quit)")
+            else:
+                self.ui.warn_over_ctrl_c("interrupting… (Ctrl+C again to quit)")
         else:
             self._quit.set()
         self._wake.set()
@@ -144,7 +170,7 @@ class Chat:
         call_id = str(data.get("call_id", ""))
         while True:
             try:
-                line = await self._read(APPROVE_PROMPT)
+                line = await self._read(APPROVE_PROMPT, remember=False)
             except _Cancelled:
                 return  # the turn is being interrupted
             if line is None:  # input closed: leave, the call stays pending for `--resume`
@@ -156,7 +182,7 @@ class Chat:
                 return
             if word.lower() in ("n", "no"):
                 try:
-                    why = rest.strip() or (await self._read("why not? (optional, the model reads it) › ") or "")
+                    why = rest.strip() or (await self._read(WHY_PROMPT, remember=False) or "")
                 except _Cancelled:
                     return
                 self.agent.submit(Approval(call_id, False, why.strip()))

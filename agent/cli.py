@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -159,7 +160,10 @@ def _setup_logging(verbose: bool) -> None:
     from rich.console import Console
     from rich.logging import RichHandler
 
+    from agent.redact import RedactingFilter, Redactor
+
     handler = RichHandler(console=Console(stderr=True), show_path=False, show_time=verbose)
+    handler.addFilter(RedactingFilter(Redactor.from_env(os.environ)))  # tracebacks and library logs included
     logging.basicConfig(level=logging.WARNING, format="%(message)s", handlers=[handler])
     logging.getLogger("agent").setLevel(logging.DEBUG if verbose else logging.WARNING)
     if not verbose:  # model retries and failures already arrive as retry and error events
@@ -232,15 +236,19 @@ def on_sigint(callback: Callable[[], None]) -> Iterator[None]:
 
 async def _headless(args: argparse.Namespace, config: AgentConfig) -> int:
     from agent.events import EventType, Interrupt, Shutdown, UserInput
+    from agent.ui import ConsoleRenderer
 
     out = _headless_output(args)
-    session, agent = await start(args, config, headless=True)
+    with _starting(out):
+        session, agent = await start(args, config, headless=True)
     pending, outcome, presses = 1, None, 0
 
     def interrupt() -> None:
         nonlocal presses
         presses += 1
         agent.submit(Interrupt() if presses == 1 else Shutdown())
+        if presses == 1 and isinstance(out, ConsoleRenderer):
+            out.warn_over_ctrl_c("interrupting… (Ctrl+C again to quit)")
 
     runner = asyncio.create_task(agent.run())
     agent.submit(UserInput(args.prompt))
@@ -256,9 +264,41 @@ async def _headless(args: argparse.Namespace, config: AgentConfig) -> int:
                         outcome = event.data
                         agent.submit(Shutdown())
             await runner
+    except BrokenPipeError:  # the reader of our output went away (`ml-intern --json ... | head`)
+        _silence_stdout()
+        return FAILED
     finally:
+        await stop(runner)
         await session.close()
     return _finish_headless(out, outcome, interrupted=presses > 0)
+
+
+async def stop(runner: asyncio.Task[None]) -> None:
+    """Cancel a task (the agent loop) if it is still running and wait for it, so nothing writes to the session
+    once it is closed."""
+    if not runner.done():
+        runner.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await runner
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush does not raise BrokenPipeError again."""
+    import os
+
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
+def _starting(out: ConsoleRenderer | JsonRenderer) -> contextlib.AbstractContextManager[Any]:
+    """A spinner on a terminal while the session opens (loading the model library takes seconds)."""
+    from agent.ui import ConsoleRenderer
+
+    if isinstance(out, ConsoleRenderer):
+        return out.console.status("starting…", spinner="dots")
+    return contextlib.nullcontext()
 
 
 def _headless_output(args: argparse.Namespace) -> ConsoleRenderer | JsonRenderer:
@@ -282,20 +322,26 @@ def _finish_headless(out: ConsoleRenderer | JsonRenderer, outcome: dict[str, Any
     if outcome is None:
         sys.stderr.write("ml-intern: the agent stopped before finishing the turn\n")
         return FAILED
-    if isinstance(out, ConsoleRenderer) and not sys.stdout.isatty() and outcome.get("final"):
-        sys.stdout.write(str(outcome["final"]).rstrip("\n") + "\n")
-        sys.stdout.flush()
-    return exit_code(outcome.get("stop_reason"))
+    code = exit_code(outcome.get("stop_reason"))
+    if isinstance(out, ConsoleRenderer) and not sys.stdout.isatty() and code == OK and outcome.get("final"):
+        try:  # stdout is the answer; errors and limits were said on stderr
+            sys.stdout.write(str(outcome["final"]).rstrip("\n") + "\n")
+            sys.stdout.flush()
+        except BrokenPipeError:
+            _silence_stdout()
+    return code
 
 
 async def _interactive(args: argparse.Namespace, config: AgentConfig) -> int:
     from rich.console import Console
 
     from agent.chat import Chat
-    from agent.ui import ConsoleRenderer, LineReader
+    from agent.reader import LineReader
+    from agent.ui import ConsoleRenderer
 
     ui = ConsoleRenderer(Console(), verbose=args.verbose)
-    session, agent = await start(args, config, headless=False)
+    with _starting(ui):
+        session, agent = await start(args, config, headless=False)
     try:
         with _terminal_restored():
             return await Chat(session, agent, ui, LineReader()).run()

@@ -115,7 +115,7 @@ class Executor:
         who = "the user" if verdict.decision is Decision.ASK else "the approval policy"
         text = f"Not run: {who} denied this call."
         if reason:
-            text += f" Reason: {reason}"
+            text += f" Reason: {reason.rstrip('.')}."
         p.result = ToolResult(text + " Do not retry it unchanged; choose another way or ask.", True)
 
     async def _run_batch(self, batch: list[Prepared]) -> None:

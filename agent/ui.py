@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import json
 import logging
-import sys
-import threading
+import re
 from collections.abc import Iterable
 from typing import IO, Any
 
 from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
+from rich.control import Control
 from rich.live import Live
 from rich.markdown import Markdown
 from rich.panel import Panel
@@ -37,6 +35,7 @@ STOPPED = {
     "error": "failed",
     "interrupted": "interrupted",
     "approval_denied": "stopped: approval denied",
+    "suspended": "paused: waiting for an approval (resume the session to answer it)",
 }
 EXPLAINED = frozenset({"max_iterations", "budget", "doom_loop", "approval_denied"})
 """Stop reasons whose `final` text says what to do next (the others are shown by their own events)."""
@@ -49,8 +48,21 @@ def tokens(n: int | float) -> str:
     return f"{n / 1000:.1f}k" if n >= 1000 else str(int(n))
 
 
+RETRY_REASONS = {
+    "rate_limit": "rate limited",
+    "timeout": "no answer in time",
+    "stream": "the answer stream broke off",
+    "connection": "cannot reach the model",
+    "overloaded": "the provider is overloaded",
+}
+"""Retryable error kind → what the one-line retry notice says (the provider's message only with -v)."""
+
+
 def usd(x: float) -> str:
-    return f"${x:.2f}" if x >= 1 else f"${x:.4f}"
+    """$0, $0.0123, $0.52, $12.30: cents once they matter, more digits for small runs."""
+    if not x:
+        return "$0"
+    return f"${x:.2f}" if x >= 0.1 else f"${x:.4f}"
 
 
 def seconds(s: float) -> str:
@@ -77,6 +89,36 @@ def _short_args(arguments: Any) -> str:
     if isinstance(arguments, dict):
         return " ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in arguments.items())
     return json.dumps(arguments, ensure_ascii=False)
+
+
+def _argument_lines(arguments: Any, shown: str) -> list[str]:
+    """Arguments as `key: value` lines, multi-line text indented below its key; values `shown` already
+    (in the one-line summary) are left out."""
+    if isinstance(arguments, str):
+        raw = arguments
+        try:
+            arguments = json.loads(raw)
+        except ValueError:
+            return raw.splitlines()
+    if not isinstance(arguments, dict):
+        return [] if arguments is None else [json.dumps(arguments, ensure_ascii=False)]
+    lines = []
+    for key, value in arguments.items():
+        text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        if "\n" in text:
+            lines += [f"{key}:", *(f"  {line}" for line in text.splitlines())]
+        elif not (isinstance(value, str) and value and re.search(rf"(?<!\S){re.escape(value)}(?!\S)", shown)):
+            lines.append(f"{key}: {text}")
+    return lines
+
+
+def _excerpt(lines: list[str], limit: int | None) -> tuple[list[str], int, list[str]]:
+    """(head, lines left out, tail): at most `limit` lines, a third from the start and the rest from the end,
+    where tracebacks and test summaries are."""
+    if limit is None or len(lines) <= limit:
+        return lines, 0, []
+    head = limit // 3
+    return lines[:head], len(lines) - limit, lines[len(lines) - (limit - head) :]
 
 
 class _Tail:
@@ -127,6 +169,12 @@ class ConsoleRenderer:
     def warn(self, text: str) -> None:
         self.print(Text(f"! {text}", style="yellow"))
 
+    def warn_over_ctrl_c(self, text: str) -> None:
+        """A warning written over the `^C` a terminal echoes when Ctrl+C is pressed."""
+        if self.console.is_terminal and not self._line_open:
+            self.console.control(Control.move_to_column(0))
+        self.warn(text)
+
     def error(self, message: str, hint: str = "", title: str = "error") -> None:
         body = Text(message)
         if hint:
@@ -153,7 +201,7 @@ class ConsoleRenderer:
         for col in cols or [""]:
             table.add_column(col)
         for row in rows:
-            table.add_row(*row)
+            table.add_row(*(Text(cell) for cell in row))  # cells are data (session previews), never markup
         self.print(table)
 
     def answer(self, text: str) -> None:
@@ -205,10 +253,12 @@ class ConsoleRenderer:
                 self.print(Markdown(self._streamed))
 
     def _on_assistant_stream_reset(self, e: Event) -> None:
+        printed = self._live is None and bool(self._streamed)  # a live preview just vanishes
         self._stop_live(show=False)
         self._streamed = ""
         self._close_line()
-        self.info("retrying…")
+        if printed:
+            self.info("(the partial answer above is discarded; retrying)")
 
     def _on_assistant_stream_end(self, e: Event) -> None:
         self._stop_live(show=True)
@@ -230,17 +280,19 @@ class ConsoleRenderer:
         d = e.data
         if d.get("name") == "plan" and not d.get("is_error"):
             return  # the plan_updated checklist shows it
-        lines = str(d.get("output", "")).rstrip("\n").splitlines()
-        limit = len(lines) if self.verbose else self.output_lines * (2 if d.get("is_error") else 1)
         style = "red" if d.get("is_error") else "dim"
+        limit = None if self.verbose else self.output_lines * (2 if d.get("is_error") else 1)
+        head, omitted, tail = _excerpt(str(d.get("output", "")).rstrip("\n").splitlines(), limit)
         body = Text()
-        for line in lines[:limit]:
+        for line in head:
             body.append("  │ ", style="dim").append(line + "\n", style=style)
-        notes = [f"… {len(lines) - limit} more lines"] if len(lines) > limit else []
-        if d.get("truncated") and d.get("spill_path"):
-            notes.append(f"full output: {d['spill_path']}")
+        if omitted:
+            body.append(f"  … {omitted} more lines\n", style="dim")
+        for line in tail:
+            body.append("  │ ", style="dim").append(line + "\n", style=style)
+        notes = []
         if d.get("is_error"):
-            notes.insert(0, "✗ not run (denied)" if d.get("call_id") in self._denied else "✗ failed")
+            notes.append("✗ not run (denied)" if d.get("call_id") in self._denied else "✗ failed")
         if (d.get("duration_s") or 0) >= 1:
             notes.append(seconds(float(d["duration_s"])))
         if notes:
@@ -248,10 +300,13 @@ class ConsoleRenderer:
         body.rstrip()
         if body:
             self.print(body, overflow="ellipsis", no_wrap=not self.verbose)
+        if d.get("truncated") and d.get("spill_path"):  # a path to open: never cut
+            self.print(Text(f"  full output: {d['spill_path']}", style="dim"), overflow="fold")
 
     def _on_tool_log(self, e: Event) -> None:
-        if self.verbose:
-            self.print(Text(f"  ┆ {e.data.get('line', '')}", style="dim"), no_wrap=True, overflow="ellipsis")
+        if self.verbose:  # a batch of lines
+            for line in str(e.data.get("line", "")).splitlines():
+                self.print(Text(f"  ┆ {line}", style="dim"), no_wrap=True, overflow="ellipsis")
 
     def _on_tool_state_change(self, e: Event) -> None:
         if e.data.get("state") == "denied":
@@ -266,10 +321,11 @@ class ConsoleRenderer:
             parts.append(Text("effects: ", style="dim").append(", ".join(map(str, d["effects"])), style="yellow"))
         if d.get("cost_usd"):
             parts.append(Text("estimated cost: ", style="dim").append(usd(float(d["cost_usd"])), style="bold"))
-        args = json.dumps(d.get("arguments") or {}, indent=2, ensure_ascii=False).splitlines()
+        args = _argument_lines(d.get("arguments"), shown=str(d.get("summary") or ""))
         if len(args) > 12 and not self.verbose:
             args = [*args[:12], f"… {len(args) - 12} more lines"]
-        parts.append(Text("\n".join(args), style="dim"))
+        if args:
+            parts.append(Text("\n".join(args), style="dim"))
         title = f"approval needed · {d.get('name', '')}"
         self.print(Panel(Group(*parts), title=title, title_align="left", border_style="yellow", expand=False))
 
@@ -285,10 +341,11 @@ class ConsoleRenderer:
 
     def _on_retry(self, e: Event) -> None:
         d = e.data
-        self.info(
-            f"↻ {d.get('kind', 'error')}: {d.get('message', '')} — retry {d.get('attempt', '?')} "
-            f"in {float(d.get('delay') or 0):.1f}s"
-        )
+        kind = str(d.get("kind") or "error")
+        line = f"↻ {RETRY_REASONS.get(kind, kind)}; retry {d.get('attempt', '?')} in {float(d.get('delay') or 0):.1f}s"
+        if self.verbose and d.get("message"):
+            line += f" ({d['message']})"
+        self.info(line)
 
     def _on_compacted(self, e: Event) -> None:
         d = e.data
@@ -301,11 +358,14 @@ class ConsoleRenderer:
         )
 
     def _on_doom_loop(self, e: Event) -> None:
-        what = "stopping the run" if e.data.get("stopped") else "nudging the model"
+        if e.data.get("stopped") and not self.verbose:
+            return  # the turn's end says it, with what to do
+        what = "stopping the run" if e.data.get("stopped") else "telling the model to change approach"
         self.warn(f"the agent is repeating itself ({e.data.get('description', '')}); {what}")
 
     def _on_limit_reached(self, e: Event) -> None:
-        self.warn(f"limit reached: {e.data.get('limit', '')} = {e.data.get('value', '')}")
+        if self.verbose:  # otherwise the turn's end says it, with what to do
+            self.warn(f"limit reached: {e.data.get('limit', '')} = {e.data.get('value', '')}")
 
     def _on_error(self, e: Event) -> None:
         self._stop_live(show=True)
@@ -319,7 +379,8 @@ class ConsoleRenderer:
         self.warn("interrupted")
 
     def _on_undo_complete(self, e: Event) -> None:
-        self.info(f"undid the last turn ({e.data.get('removed', 0)} messages removed)")
+        removed = e.data.get("removed") or 0
+        self.info(f"undid the last turn ({removed} messages removed)" if removed else "nothing to undo")
 
     def _on_turn_complete(self, e: Event) -> None:
         self._stop_live(show=True)
@@ -350,36 +411,4 @@ class JsonRenderer:
         self.stream.flush()
 
 
-class LineReader:
-    """Reads stdin lines in a daemon thread so events keep flowing; an abandoned read is reused by the next one."""
-
-    def __init__(self) -> None:
-        self._pending: concurrent.futures.Future[str | None] | None = None
-
-    async def read(self, prompt: str) -> str | None:
-        """The next line without its newline, or None at end of input."""
-        if self._pending is None:
-            self._pending = concurrent.futures.Future()
-            threading.Thread(target=self._work, args=(prompt, self._pending), daemon=True).start()
-        elif prompt:  # still waiting on an abandoned read: show the new prompt ourselves
-            sys.stdout.write(prompt)
-            sys.stdout.flush()
-        pending = self._pending
-        try:
-            return await asyncio.shield(asyncio.wrap_future(pending))
-        finally:
-            if pending.done():
-                self._pending = None
-
-    @staticmethod
-    def _work(prompt: str, future: concurrent.futures.Future[str | None]) -> None:
-        try:
-            future.set_result(input(prompt))
-        except EOFError:
-            future.set_result(None)
-        except BaseException as e:  # pragma: no cover - stdin closed under us
-            logger.debug("reading stdin failed: %r", e)
-            future.set_result(None)
-
-
-__all__ = ["ConsoleRenderer", "JsonRenderer", "LineReader", "usage_line"]
+__all__ = ["ConsoleRenderer", "JsonRenderer", "usage_line"]

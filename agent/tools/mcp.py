@@ -412,8 +412,8 @@ class MCPTools:
         return [spec for spec in specs if spec.name in wanted]
 
     def _fail(self, server: str, reason: str) -> None:
-        self.failures[server] = reason
-        logger.warning("MCP server %r: %s", server, reason)
+        self.failures[server] = reason  # front ends show these (the `ready` event); the log is for -v
+        logger.info("MCP server %r: %s", server, reason)
 
 
 __all__ = ["MCPTools"]

@@ -14,8 +14,9 @@ from agent.chat import Chat
 from agent.config import load_config
 from agent.llm.scripted import Script, ScriptedModel, call, say
 from agent.loop import Agent
+from agent.reader import LineReader
 from agent.session import open_session
-from agent.ui import ConsoleRenderer, LineReader
+from agent.ui import ConsoleRenderer
 
 
 async def chat(
@@ -101,3 +102,30 @@ async def test_an_existing_path_is_a_message_not_a_command(tmp_path: Path, monke
     assert model.requests[0][-1].content == f"{top} is what?"
     assert "unknown command /nope" in out
     assert f"unknown command {top}" not in out
+
+
+async def test_end_of_input_at_a_resumed_approval_quits_without_inviting_a_task(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ask = {"ask": ["write"]}
+    _, out, _ = await chat(tmp_path, monkeypatch, [call("write", path="a.txt", content="1")], ["write"], approvals=ask)
+    session_id = out.split("ml-intern --resume ")[1].split()[0]
+
+    code, out, _ = await chat(tmp_path, monkeypatch, [], [], resume=session_id, approvals=ask)
+    assert code == 0
+    assert "approval needed · write" in out
+    assert "type a task" not in out
+    assert "paused: waiting for an approval" in out
+    assert f"continue with: ml-intern --resume {session_id}" in out
+
+
+async def test_undo_with_nothing_to_undo_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    code, out, _ = await chat(tmp_path, monkeypatch, [], ["/undo"])
+    assert code == 0
+    assert "nothing to undo" in out
+
+
+async def test_help_lists_command_arguments(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    code, out, _ = await chat(tmp_path, monkeypatch, [], ["/help"])
+    assert code == 0
+    assert "/model [id]" in out

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -247,8 +249,19 @@ def test_headless_max_iterations_exits_3(work: Path, capsys: pytest.CaptureFixtu
         code = main([*against(srv, work), "--max-iterations", "1", "--no-stream", "keep going"])
     out = capsys.readouterr()
     assert code == 3, out.err
-    assert "limit reached: max_iterations = 1" in out.err
-    assert "raise --max-iterations" in out.out
+    assert "! Stopped after 1 model call" in out.err
+    assert "raise --max-iterations" in out.err
+    assert "limit reached" not in out.err  # said once, with what to do
+    assert out.out == ""  # stdout is for the answer
+
+
+def test_a_failed_headless_run_writes_no_answer_to_stdout(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with ScriptedServer([{"fault": "http", "status": 401, "message": "Invalid API key"}]) as srv:
+        code = main([*against(srv, work), "-c", "llm.max_retries=0", "hello"])
+    out = capsys.readouterr()
+    assert code == 1
+    assert "Invalid API key" in out.err
+    assert out.out == ""
 
 
 def test_headless_failure_exits_1_and_shows_the_error(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -330,6 +343,7 @@ def test_ctrl_c_in_headless_interrupts_and_exits_130(tmp_path: Path, work: Path)
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
+    assert "! interrupting… (Ctrl+C again to quit)" in err
     assert "interrupted" in err
 
 
@@ -352,3 +366,160 @@ def test_ctrl_c_in_a_chat_interrupts_the_turn_not_the_program(tmp_path: Path, wo
     assert proc.returncode == 0, err
     assert "interrupted" in out
     assert "Still here." in out
+
+
+def test_a_closed_stdout_stops_the_run_quietly(tmp_path: Path, work: Path) -> None:
+    gate = work / "go"
+    wait = f"while [ ! -e {gate} ]; do sleep 0.05; done; echo opened"
+    with ScriptedServer([call("bash", command=wait), say("done")]) as srv:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "agent", *against(srv, work), "--json", "-c", "approvals.ask=[]", "wait"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=cli_env(tmp_path),
+        )
+        assert proc.stdout is not None and proc.stderr is not None
+        assert json.loads(proc.stdout.readline())["type"] == "ready"
+        proc.stdout.close()  # `ml-intern --json ... | head -1`
+        gate.touch()
+        err = proc.stderr.read()
+        proc.stderr.close()
+        proc.wait(timeout=60)
+    assert proc.returncode == 1, err
+    assert "Traceback" not in err
+    assert "Error" not in err
+
+
+def test_an_mcp_server_that_fails_to_start_is_reported_once(tmp_path: Path, work: Path) -> None:
+    (tmp_path / "mcp.yaml").write_text("mcpServers:\n  broken:\n    command: no-such-mcp-server-binary\n")
+    with ScriptedServer([say("hi")]) as srv:
+        result = run_cli(tmp_path, *against(srv, work), "--config", "mcp.yaml", "hello")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count("no-such-mcp-server-binary") == 1
+    assert "MCP server broken is not available" in result.stderr
+
+
+# ---- the chat on a real terminal (a pseudo-terminal) -----------------------------------------
+
+
+class Terminal:
+    """A process on a pseudo-terminal: keys in, screen text (escape codes dropped) out."""
+
+    _ESCAPES = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Z0-9]|\x1b[=>]|\r")
+
+    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+        import fcntl
+        import pty
+        import struct
+        import termios
+
+        self.master, slave = pty.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 100, 0, 0))
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "agent", *args],
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            env={**env, "TERM": "xterm"},
+            start_new_session=True,
+        )
+        os.close(slave)
+        self.raw = b""
+
+    @property
+    def text(self) -> str:
+        return self._ESCAPES.sub("", self.raw.decode(errors="replace"))
+
+    def expect(self, needle: str, after: int = 0) -> int:
+        """Wait until `needle` appears past offset `after` of the text; returns the offset past it."""
+        import select
+
+        deadline = time.monotonic() + 60
+        while needle not in self.text[after:]:
+            assert time.monotonic() < deadline and self.proc.poll() is None, f"no {needle!r} in:\n{self.text}"
+            if select.select([self.master], [], [], 0.1)[0]:
+                with contextlib.suppress(OSError):
+                    self.raw += os.read(self.master, 65536)
+        return self.text.index(needle, after) + len(needle)
+
+    def send(self, keys: str) -> None:
+        os.write(self.master, keys.encode())
+
+    def close(self) -> int:
+        """Wait for the process to end, reading the rest of its output."""
+        import select
+
+        deadline = time.monotonic() + 60
+        with contextlib.suppress(OSError):  # EIO once the process has ended and everything is read
+            while time.monotonic() < deadline:
+                if not select.select([self.master], [], [], 0.1)[0]:
+                    continue
+                chunk = os.read(self.master, 65536)
+                if not chunk:
+                    break
+                self.raw += chunk
+        os.close(self.master)
+        try:
+            return self.proc.wait(timeout=10)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def test_the_chat_on_a_terminal(tmp_path: Path, work: Path) -> None:
+    """Line editing and recall, Ctrl+C at an approval (interrupts, the question stays readable), Ctrl+D at one."""
+    script = [
+        call("write", path="a.txt", content="1"),
+        say("Written."),
+        call("write", path="b.txt", content="2"),
+        call("write", path="c.txt", content="3"),
+    ]
+    with ScriptedServer(script) as srv:
+        term = Terminal([*against(srv, work), "-c", "approvals.ask=[write]"], cli_env(tmp_path))
+        at = term.expect("› ", term.expect("type a task"))
+        term.send("write a fle\x1b[D\x1b[Di\r")  # two arrows left, then the missing letter
+        at = term.expect("approve?", at)
+        term.send("y\r")
+        at = term.expect("› ", term.expect("Written.", at))
+        term.send("\x1b[A\r")  # arrow up: the last message, not the "y"
+        at = term.expect("approve?", at)
+        term.proc.send_signal(signal.SIGINT)  # Ctrl+C
+        at = term.expect("› ", term.expect("── interrupted", at))
+        term.send("again\r")
+        at = term.expect("approve?", at)
+        term.send("\x04")  # Ctrl+D at the approval: leave, the call stays pending for --resume
+        term.expect("continue with: ml-intern --resume", at)
+        code = term.close()
+        users = [m["content"] for r in srv.requests for m in r.body["messages"] if m["role"] == "user"]
+    assert code == 0, term.text
+    assert users[-2:] == ["write a file", "again"]
+    assert "y" not in users
+    assert "^[[" not in term.text
+    screen = term.text.splitlines()
+    assert "! interrupting… (Ctrl+C again to quit)" in screen, term.text
+    assert not any("approve?" in line and "interrupting" in line for line in screen), term.text
+    assert any(line.startswith("── paused: waiting for an approval") for line in screen), term.text
+    assert not any(line.startswith("approve?") and "──" in line for line in screen), term.text
+    assert not (work / "b.txt").exists() and not (work / "c.txt").exists()
+
+
+def test_log_lines_are_redacted(tmp_path: Path) -> None:
+    secret = "hf_" + "L" * 34
+    code = (
+        "import logging\n"
+        "from agent.cli import _setup_logging\n"
+        "_setup_logging(False)\n"
+        "log = logging.getLogger('agent.tools.demo')\n"
+        "log.warning('calling with %s', 'HF_TOKEN=' + __import__('os').environ['HF_TOKEN'])\n"
+        "try:\n"
+        "    raise RuntimeError('bad key ' + __import__('os').environ['HF_TOKEN'])\n"
+        "except RuntimeError:\n"
+        "    log.exception('tool crashed')\n"
+    )
+    env = {**os.environ, "HF_TOKEN": secret, "COLUMNS": "200"}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    assert "calling with HF_TOKEN=[REDACTED]" in result.stderr
+    assert "tool crashed" in result.stderr and "bad key [REDACTED]" in result.stderr
+    assert secret not in result.stderr

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
-import sys
 from typing import Any
 
 import pytest
 from rich.console import Console
 
 from agent.events import Event, EventType
-from agent.ui import ConsoleRenderer, JsonRenderer, LineReader, tokens, usage_line
+from agent.ui import ConsoleRenderer, JsonRenderer, tokens, usage_line, usd
 
 
 def ev(type_: str, ts: float = 0.0, **data: Any) -> Event:
@@ -66,7 +64,7 @@ def test_streamed_text_is_printed_once() -> None:
     assert out.startswith("Hello\nworld\n▸ bash  ls")
 
 
-def test_stream_reset_says_retrying_and_starts_over() -> None:
+def test_stream_reset_says_the_printed_part_is_discarded_and_starts_over() -> None:
     out = render(
         ev("assistant_chunk", text="half an ans"),
         ev("retry", attempt=1, delay=2, kind="stream", message="x"),
@@ -75,8 +73,27 @@ def test_stream_reset_says_retrying_and_starts_over() -> None:
         ev("assistant_stream_end"),
         ev("assistant_message", text="full answer"),
     )
-    assert out.index("half an ans\n") < out.index("retrying…") < out.index("full answer")
+    assert out.index("half an ans\n") < out.index("retry 1 in 2.0s") < out.index("discarded") < out.index("full")
     assert out.count("full answer") == 1
+
+
+def test_a_stream_retry_on_a_terminal_is_one_line() -> None:
+    out = io.StringIO()
+    console = Console(file=out, width=100, height=20, force_terminal=True, color_system=None)
+    ui = ConsoleRenderer(console)
+    for e in (
+        ev("assistant_chunk", text="half an ans"),
+        ev("retry", attempt=1, delay=2, kind="stream", message="Response payload is not completed: <Transfer…>"),
+        ev("assistant_stream_reset"),
+        ev("assistant_chunk", text="full answer"),
+        ev("assistant_stream_end"),
+    ):
+        ui.render(e)
+    text = out.getvalue()
+    assert "↻ the answer stream broke off; retry 1 in 2.0s" in text
+    assert "payload" not in text  # the provider's words only with -v
+    assert "discarded" not in text and "retrying…" not in text  # the live preview just vanished
+    assert text.rstrip().endswith("full answer")
 
 
 def test_message_that_was_not_streamed_is_rendered_as_markdown() -> None:
@@ -112,11 +129,26 @@ def test_tool_output_is_cut_with_a_count_and_the_spill_path() -> None:
             duration_s=2.5,
         )
     )
-    assert "line 5" in out
-    assert "line 6" not in out
-    assert "… 14 more lines" in out
+    shown = [line.removeprefix("  │ ") for line in out.splitlines() if line.startswith("  │ ")]
+    assert shown == ["line 0", "line 1", "line 16", "line 17", "line 18", "line 19"]  # the end is where errors are
+    assert out.index("line 1\n") < out.index("… 14 more lines") < out.index("line 16")
     assert "full output: spills/c.txt" in out
     assert "2.5s" in out
+
+
+def test_a_long_spill_path_is_never_cut() -> None:
+    path = "/home/someone/.local/share/ml-intern/sessions/20261121-115738-12d213/spills/call_0123456789.txt"
+    out = render(ev("tool_output", name="bash", output="x\n" * 50, is_error=False, truncated=True, spill_path=path))
+    assert path in out.replace("\n", "")
+    assert "…" not in out.split("full output:")[1]
+
+
+def test_a_failed_command_shows_the_end_of_its_traceback() -> None:
+    trace = ["Traceback (most recent call last):"] + [f'  File "train.py", line {i}' for i in range(30)]
+    out = render(ev("tool_output", name="bash", output="\n".join([*trace, "ValueError: bad shape"]), is_error=True))
+    assert "ValueError: bad shape" in out
+    assert "Traceback (most recent call last):" in out
+    assert "more lines" in out
 
 
 def test_verbose_tool_output_is_whole() -> None:
@@ -156,6 +188,11 @@ def test_tool_logs_and_states_only_when_verbose() -> None:
     assert "bash: running" in out
 
 
+def test_a_batch_of_log_lines_is_prefixed_line_by_line() -> None:
+    out = render(ev("tool_log", call_id="c", line="epoch 1\nepoch 2"), verbose=True)
+    assert out.splitlines() == ["  ┆ epoch 1", "  ┆ epoch 2"]
+
+
 def test_plan_is_a_checklist() -> None:
     plan = [
         {"content": "read data", "status": "completed"},
@@ -182,7 +219,44 @@ def test_approval_panel_shows_summary_effects_cost_and_arguments() -> None:
     assert "run train.py on a10g" in out
     assert "network, spend" in out
     assert "estimated cost: $1.50" in out
-    assert '"flavor": "a10g-small"' in out
+    assert "flavor: a10g-small" in out
+
+
+def test_approval_panel_does_not_repeat_what_the_summary_shows() -> None:
+    out = render(
+        ev(
+            "approval_required",
+            name="bash",
+            summary="$ echo hello",
+            effects=["execute"],
+            arguments={"command": "echo hello", "timeout": 60},
+        )
+    )
+    assert out.count("echo hello") == 1
+    assert "timeout: 60" in out
+
+
+def test_approval_panel_shows_multi_line_arguments_as_text() -> None:
+    out = render(
+        ev(
+            "approval_required",
+            name="write",
+            summary="write x.py",
+            effects=["write"],
+            arguments={"path": "x.py", "content": "import os\nprint(os.getcwd())\n"},
+        )
+    )
+    assert "content:" in out
+    assert "  import os" in out and "  print(os.getcwd())" in out
+    assert "\\n" not in out
+    assert "path: x.py" not in out  # in the summary already
+
+
+def test_approval_panel_keeps_a_value_the_summary_only_contains_by_chance() -> None:
+    out = render(
+        ev("approval_required", name="write", summary="write x.py", arguments={"path": "x.py", "content": "x"})
+    )
+    assert "content: x" in out
 
 
 def test_turn_footer_has_tokens_cost_context_and_elapsed_time() -> None:
@@ -234,7 +308,7 @@ def test_error_panel_shows_the_hint() -> None:
     [
         (
             ev("retry", attempt=2, delay=4, kind="rate_limit", message="429 slow down"),
-            "↻ rate_limit: 429 slow down — retry 2 in 4.0s",
+            "↻ rate limited; retry 2 in 4.0s",
         ),
         (
             ev("compacted", before_tokens=120_000, after_tokens=30_000, removed=40),
@@ -242,16 +316,55 @@ def test_error_panel_shows_the_hint() -> None:
         ),
         (ev("compacted", before_tokens=900, after_tokens=900, removed=0), "nothing to compact yet (900 tokens)"),
         (
-            ev("doom_loop", description="same bash call 3 times", stopped=True),
-            "repeating itself (same bash call 3 times)",
+            ev("doom_loop", description="same bash call 3 times", stopped=False),
+            "repeating itself (same bash call 3 times); telling the model to change approach",
         ),
-        (ev("limit_reached", limit="budget", value=5.0), "limit reached: budget = 5.0"),
         (ev("interrupted"), "interrupted"),
         (ev("undo_complete", removed=4), "undid the last turn (4 messages removed)"),
+        (ev("undo_complete", removed=0), "nothing to undo"),
+        (
+            ev("turn_complete", stop_reason="suspended"),
+            "paused: waiting for an approval (resume the session to answer it)",
+        ),
     ],
 )
 def test_one_line_notices(event: Event, expected: str) -> None:
     assert expected in render(event)
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        ev("limit_reached", limit="budget", value=5.0),
+        ev("doom_loop", description="same bash call 3 times", stopped=True),
+    ],
+)
+def test_stops_are_said_once_by_the_turn_end_unless_verbose(event: Event) -> None:
+    assert render(event) == ""
+    assert render(event, verbose=True).startswith("! ")
+
+
+def test_retry_details_only_when_verbose() -> None:
+    retry = ev("retry", attempt=1, delay=1, kind="overloaded", message="503 engine overloaded")
+    assert "503" not in render(retry)
+    assert "↻ the provider is overloaded; retry 1 in 1.0s (503 engine overloaded)" in render(retry, verbose=True)
+
+
+def test_table_cells_are_text_not_markup() -> None:
+    out = io.StringIO()
+    ui = ConsoleRenderer(Console(file=out, width=100, force_terminal=False))
+    ui.table("commands", [("/model [id]", "switch [bold]models[/]"), ("s1", "fix [/oops] in parser")])
+    text = out.getvalue()
+    assert "/model [id]" in text
+    assert "switch [bold]models[/]" in text
+    assert "fix [/oops] in parser" in text
+
+
+def test_a_warning_after_ctrl_c_overwrites_the_echoed_caret_c() -> None:
+    out = io.StringIO()
+    ui = ConsoleRenderer(Console(file=out, width=100, force_terminal=True, color_system=None))
+    ui.warn_over_ctrl_c("interrupting…")
+    assert out.getvalue() == "\x1b[1G! interrupting…\n"
 
 
 def test_helpers_cost_table_and_empty_plan() -> None:
@@ -268,7 +381,8 @@ def test_helpers_cost_table_and_empty_plan() -> None:
 
 def test_formatting_helpers() -> None:
     assert [tokens(n) for n in (999, 1000, 2_500_000)] == ["999", "1.0k", "2.5M"]
-    assert usage_line({"prompt_tokens": 10, "completion_tokens": 5, "cost_usd": 0}) == "10 in · 5 out · $0.0000"
+    assert usage_line({"prompt_tokens": 10, "completion_tokens": 5, "cost_usd": 0}) == "10 in · 5 out · $0"
+    assert [usd(x) for x in (0.0012, 0.52, 12.3)] == ["$0.0012", "$0.52", "$12.30"]
 
 
 class _CountingStream(io.StringIO):
@@ -288,34 +402,6 @@ def test_json_renderer_writes_one_flushed_line_per_event() -> None:
     assert [json.loads(line)["type"] for line in lines] == ["assistant_chunk", "turn_complete"]
     assert json.loads(lines[0])["data"] == {"text": "héllo\n"}
     assert stream.flushes == 2
-
-
-async def test_line_reader_reads_lines_then_none(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sys, "stdin", io.StringIO("first\nsecond\n"))
-    reader = LineReader()
-    assert await reader.read("") == "first"
-    assert await reader.read("") == "second"
-    assert await reader.read("") is None
-
-
-async def test_an_abandoned_read_is_picked_up_by_the_next(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    import os
-
-    r, w = os.pipe()
-    with os.fdopen(r) as stdin_r, os.fdopen(w, "w") as stdin_w:
-        monkeypatch.setattr(sys, "stdin", stdin_r)
-        reader = LineReader()
-        first = asyncio.ensure_future(reader.read(""))
-        await asyncio.sleep(0)
-        first.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await first
-        stdin_w.write("typed once\n")
-        stdin_w.flush()
-        assert await reader.read("again › ") == "typed once"
-    assert capsys.readouterr().out.endswith("again › ")
 
 
 def test_streamed_markdown_on_a_terminal_is_printed_once_rendered() -> None:
