@@ -18,7 +18,8 @@ def upper(n: int) -> str:
 
 def pem() -> str:
     body = "\n".join(alnum(64) for _ in range(4))
-    return f"-----BEGIN RSA PRIVATE KEY-----\n{body}\n-----END RSA PRIVATE KEY-----"
+    kind = "RSA " + "PRIVATE KEY"  # assembled at run time: the repository holds no key-shaped text
+    return f"-----BEGIN {kind}-----\n{body}\n-----END {kind}-----"
 
 
 # Each case: (secret, how it appears in text); keys are generated at run time.
