@@ -523,3 +523,42 @@ def test_log_lines_are_redacted(tmp_path: Path) -> None:
     assert "calling with HF_TOKEN=[REDACTED]" in result.stderr
     assert "tool crashed" in result.stderr and "bad key [REDACTED]" in result.stderr
     assert secret not in result.stderr
+
+
+def test_a_process_killed_at_an_approval_is_resumed_by_another(tmp_path: Path, work: Path) -> None:
+    """The trace alone carries a pending approval across a crash (kill -9), as the GitHub App will need."""
+    ask_writes = ["-c", "approvals.ask=[write]"]
+    script = [call("write", path="after.txt", content="ok\n"), say("Written after the restart.")]
+    with ScriptedServer(script) as srv:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "agent", *against(srv, work), *ask_writes],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env=cli_env(tmp_path),
+        )
+        assert proc.stdin is not None
+        proc.stdin.write("write after.txt\n")
+        proc.stdin.flush()
+        traces = tmp_path / "home" / "sessions"
+        deadline = time.monotonic() + 90
+        trace: Path | None = None
+        while time.monotonic() < deadline and proc.poll() is None:
+            found = list(traces.glob("*/trace.jsonl")) if traces.exists() else []
+            if found and '"approval_required"' in found[0].read_text():
+                trace = found[0]
+                break
+            time.sleep(0.05)
+        proc.kill()
+        proc.wait(timeout=30)
+        proc.stdin.close()
+        assert trace is not None, "the first process never asked for approval"
+        assert not (work / "after.txt").exists()
+        session_id = trace.parent.name
+        result = run_cli(tmp_path, *against(srv, work), *ask_writes, "--resume", session_id, stdin="y\n/quit\n")
+    assert result.returncode == 0, result.stderr
+    assert (work / "after.txt").read_text() == "ok\n"
+    assert "approval needed · write" in result.stdout
+    assert "Written after the restart." in result.stdout
+    assert len(srv.requests) == 2  # the resumed process did not ask the model again for the pending call
