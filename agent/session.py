@@ -10,7 +10,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from agent.approvals import ApprovalPolicy, Budget
 from agent.config import AgentConfig
@@ -55,6 +55,7 @@ class Session:
     """Where the trace was uploaded, when `traces.enabled`."""
     seq: int = 0
     _stack: AsyncExitStack = field(default_factory=AsyncExitStack)
+    _lock: IO[str] | None = None
 
     @property
     def plan(self) -> list[dict[str, Any]]:
@@ -100,6 +101,9 @@ class Session:
         """Stop MCP servers, close the trace and, when `traces.enabled`, upload it (failures only logged)."""
         await self._stack.aclose()
         self.trace.close()
+        if self._lock is not None:
+            self._lock.close()  # releases the session for another process
+            self._lock = None
         if self.config.traces.enabled:
             self.trace_url = await asyncio.to_thread(_upload, self)
 
@@ -162,11 +166,13 @@ async def open_session(
         session_id = new_session_id()
     folder = home / "sessions" / session_id
     folder.mkdir(parents=True, exist_ok=True)
+    model = model or build_model(config)  # a missing key fails here, before anything is held
+    lock = _lock_session(folder, session_id)
     redactor = Redactor.from_env(os.environ)
     session = Session(
         id=session_id,
         config=config,
-        model=model or build_model(config),
+        model=model,
         toolbox=Toolbox(workspace_tools(config.tools)),
         workdir=workdir,
         dir=folder,
@@ -177,6 +183,7 @@ async def open_session(
         env=scrub_env(os.environ),
         budget=Budget(config.budget_usd),
         tool_state={"bash_timeout": config.bash_timeout},
+        _lock=lock,
     )
     _guard_model_key(session)
     try:
@@ -210,6 +217,29 @@ async def _connect_mcp(session: Session) -> None:
     session.mcp_failures = dict(mcp.failures)
     for tool in mcp.tools:
         session.toolbox.add(tool)
+
+
+def _lock_session(folder: Path, session_id: str) -> IO[str] | None:
+    """One process at a time writes a session; the OS drops the lock when its holder exits, even by a crash."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: no advisory locks
+        return None
+    handle = (folder / "lock").open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise SessionError(
+            f"session {session_id} is open in {holder}; finish or stop that run first (or start a new session)"
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"process {os.getpid()}")
+    handle.flush()
+    return handle
 
 
 def _guard_model_key(session: Session) -> None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 
-from agent.errors import ContextOverflowError, LLMError
+import pytest
+
+from agent.errors import ContextOverflowError, LLMError, SessionError
 from agent.events import Approval, Compact, EventType, Interrupt, Undo, UserInput
 from agent.llm.scripted import ScriptedModel, Turn, call, calls, say
 from agent.messages import Message
@@ -306,8 +308,13 @@ async def test_a_new_process_resumes_a_turn_waiting_for_approval(start_agent):
     h = await start_agent([call("bash", command="echo resumed > out.txt")], headless=False)
     h.submit(UserInput("do it"))
     ask = await h.until(EventType.APPROVAL_REQUIRED)
-    # Another process opens the same session from its trace while the first is still waiting
-    # (as after a crash), answers the approval, and the turn goes on with a fresh model.
+    # While the first process holds the session, nobody else may open it ...
+    with pytest.raises(SessionError, match=r"is open in process \d+"):
+        await start_agent(None, model=ScriptedModel([]), headless=False, resume=h.session.id)
+    # ... until it dies without closing anything (the OS drops its lock; simulated here by releasing it).
+    # Another process then opens the session from its trace, answers the approval, and the turn goes on.
+    assert h.session._lock is not None
+    h.session._lock.close()
     h2 = await start_agent(None, model=ScriptedModel([say("all done")]), headless=False, resume=h.session.id)
     assert h2.session.resumed
     ask2 = await h2.until(EventType.APPROVAL_REQUIRED)
