@@ -484,7 +484,7 @@ def test_the_chat_on_a_terminal(tmp_path: Path, work: Path) -> None:
         term.send("y\r")
         at = term.expect("› ", term.expect("Written.", at))
         term.send("\x1b[A\r")  # arrow up: the last message, not the "y"
-        at = term.expect("approve?", at)
+        at = term.expect("for this tool › ", at)  # the whole prompt is on screen before Ctrl+C
         term.proc.send_signal(signal.SIGINT)  # Ctrl+C
         at = term.expect("› ", term.expect("── interrupted", at))
         term.send("again\r")

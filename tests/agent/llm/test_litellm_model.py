@@ -198,9 +198,9 @@ async def test_the_timeout_bounds_the_wait_for_each_chunk_not_a_whole_stream() -
     rec = Recorder()
     text = "a long answer that keeps flowing, slowly"
     script = [say("warm-up"), {"fault": "slow_stream", "turn": {"text": text}, "chunk_delay": 0.15}]
-    with ScriptedServer(script, chunk_chars=4) as srv:  # ~11 chunks: about 1.6 s in all, 0.15 s apart
+    with ScriptedServer(script, chunk_chars=3) as srv:  # ~15 chunks: over 2 s in all, 0.15 s apart
         await ask(build(srv, rec), rec, stream=True)
-        reply = await ask(build(srv, rec, timeout=0.6, max_retries=0), rec, stream=True)
+        reply = await ask(build(srv, rec, timeout=1.0, max_retries=0), rec, stream=True)
     assert reply.message.content == text
     assert rec.retries == []
 
