@@ -255,6 +255,25 @@ def test_headless_max_iterations_exits_3(work: Path, capsys: pytest.CaptureFixtu
     assert out.out == ""  # stdout is for the answer
 
 
+def test_headless_budget_priced_by_litellm_exits_3(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from agent.llm.scripted import Turn
+    from agent.messages import Usage
+
+    expensive = Turn(
+        text="",
+        tool_calls=call("write", path="a.txt", content="a").tool_calls,
+        usage=Usage(prompt_tokens=1_000_000, completion_tokens=1_000),
+    )  # ~$0.15 at gpt-4o-mini prices
+    with ScriptedServer([expensive, say("never reached")]) as srv:
+        args = ["--model", "openai/gpt-4o-mini", "--base-url", srv.base_url, "--workdir", str(work)]
+        code = main([*args, "--budget", "0.10", "spend"])
+        requests = len(srv.requests)
+    out = capsys.readouterr()
+    assert code == 3, out.err
+    assert "budget of $0.10 is spent" in out.err and "--budget" in out.err
+    assert requests == 1 and (work / "a.txt").exists()
+
+
 def test_a_failed_headless_run_writes_no_answer_to_stdout(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with ScriptedServer([{"fault": "http", "status": 401, "message": "Invalid API key"}]) as srv:
         code = main([*against(srv, work), "-c", "llm.max_retries=0", "hello"])
