@@ -20,6 +20,13 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
 
+class Prices(_Strict):
+    input: float = Field(ge=0)
+    """USD per million prompt tokens."""
+    output: float = Field(ge=0)
+    """USD per million completion tokens."""
+
+
 class LLMConfig(_Strict):
     timeout: float = 180.0
     """Seconds to wait for a model's answer; when streaming, the longest wait for the next chunk."""
@@ -34,6 +41,8 @@ class LLMConfig(_Strict):
     max_output_tokens: int | None = None
     prompt_caching: bool = True
     """Mark cache breakpoints for providers that support them (Anthropic)."""
+    usd_per_million: Prices | None = None
+    """Prices for a model litellm does not price (e.g. via the Hugging Face router), so budgets apply to it."""
 
 
 class ContextConfig(_Strict):

@@ -211,6 +211,14 @@ class LiteLLMModel:
     def _error(self, exc: Exception, during_stream: bool = False) -> LLMError:
         return classify(exc, model=self.name, key_env=self.route.key_env, during_stream=during_stream)
 
+    def _priced(self, usage: Usage) -> Usage:
+        """Price a call litellm could not price from the configured per-million-token prices, when given."""
+        prices = self.llm.usd_per_million
+        if usage.cost_usd or prices is None:
+            return usage
+        usage.cost_usd = (usage.prompt_tokens * prices.input + usage.completion_tokens * prices.output) / 1e6
+        return usage
+
     def _cost(self, response: Any) -> float:
         try:
             return float(litellm_module().completion_cost(completion_response=response, model=self.route.model) or 0.0)
@@ -226,7 +234,7 @@ class LiteLLMModel:
         message = choice.message
         calls = [_tool_call(c.id, c.function.name, c.function.arguments) for c in message.tool_calls or []]
         reasoning = getattr(message, "reasoning_content", None)
-        usage = read_usage(response.usage, self._cost(response))
+        usage = self._priced(read_usage(response.usage, self._cost(response)))
         return self._response(message.content or "", calls, choice.finish_reason, usage, reasoning)
 
     async def _stream(
@@ -254,7 +262,9 @@ class LiteLLMModel:
         if got.finish is None and not any(got.text) and not got.calls:
             raise LLMError("the stream ended without an answer", kind="stream", retryable=True)
         built = self._built(got.chunks, request["messages"])
-        usage = read_usage(got.usage or getattr(built, "usage", None), self._cost(built) if built else 0.0)
+        usage = self._priced(
+            read_usage(got.usage or getattr(built, "usage", None), self._cost(built) if built else 0.0)
+        )
         calls = [_tool_call(c["id"], c["name"], c["arguments"]) for c in got.calls]
         return self._response("".join(got.text), calls, got.finish, usage, "".join(got.reasoning) or None)
 

@@ -135,6 +135,15 @@ async def test_a_model_without_a_known_price_costs_nothing() -> None:
     assert srv.requests[0].body["model"] == "my-local-finetune"
 
 
+@pytest.mark.parametrize("stream", [False, True])
+async def test_configured_prices_cost_a_model_litellm_does_not_price(stream: bool) -> None:
+    rec = Recorder()
+    prices = {"input": 0.6, "output": 2.5}
+    with ScriptedServer([Turn("ok", usage=Usage(2_000_000, 400_000, 0))]) as srv:
+        reply = await ask(build(srv, rec, model="my-local-finetune", usd_per_million=prices), rec, stream=stream)
+    assert reply.usage.cost_usd == pytest.approx(2 * 0.6 + 0.4 * 2.5)
+
+
 async def test_rate_limit_is_retried_after_the_servers_retry_after() -> None:
     rec = Recorder()
     script = [{"fault": "http", "status": 429, "headers": {"Retry-After": "2"}}, say("done")]
