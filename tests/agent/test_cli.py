@@ -366,19 +366,26 @@ def test_ctrl_c_in_headless_interrupts_and_exits_130(tmp_path: Path, work: Path)
     assert "interrupted" in err
 
 
+def start_chat(tmp_path: Path, srv: ScriptedServer, work: Path, first: str, *args: str, quiet: bool = False):  # type: ignore[no-untyped-def]
+    """An interactive `ml-intern` subprocess that has been sent its first line."""
+    output = subprocess.DEVNULL if quiet else subprocess.PIPE
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agent", *against(srv, work), *args],
+        stdin=subprocess.PIPE,
+        stdout=output,
+        stderr=output,
+        text=True,
+        env=cli_env(tmp_path),
+    )
+    assert proc.stdin is not None
+    proc.stdin.write(first + "\n")
+    proc.stdin.flush()
+    return proc
+
+
 def test_ctrl_c_in_a_chat_interrupts_the_turn_not_the_program(tmp_path: Path, work: Path) -> None:
     with ScriptedServer([{"fault": "hang", "seconds": 60}, say("Still here.")]) as srv:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "agent", *against(srv, work)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=cli_env(tmp_path),
-        )
-        assert proc.stdin is not None
-        proc.stdin.write("wait forever\n")
-        proc.stdin.flush()
+        proc = start_chat(tmp_path, srv, work, "wait forever")
         _wait_for_request(srv, proc)
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate("are you there?\n/quit\n", timeout=60)
@@ -549,17 +556,7 @@ def test_a_process_killed_at_an_approval_is_resumed_by_another(tmp_path: Path, w
     ask_writes = ["-c", "approvals.ask=[write]"]
     script = [call("write", path="after.txt", content="ok\n"), say("Written after the restart.")]
     with ScriptedServer(script) as srv:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "agent", *against(srv, work), *ask_writes],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            text=True,
-            env=cli_env(tmp_path),
-        )
-        assert proc.stdin is not None
-        proc.stdin.write("write after.txt\n")
-        proc.stdin.flush()
+        proc = start_chat(tmp_path, srv, work, "write after.txt", *ask_writes, quiet=True)
         traces = tmp_path / "home" / "sessions"
         deadline = time.monotonic() + 90
         trace: Path | None = None

@@ -250,16 +250,29 @@ async def test_llm_errors_end_the_turn_with_their_hint(start_agent):
     assert err["kind"] == "auth" and err["hint"] == "set HF_TOKEN"
 
 
-async def test_manual_compact_and_undo(start_agent):
-    h = await start_agent(["first answer", "second answer", "Summary: two questions."])
+async def test_undo_drops_the_last_turn(start_agent):
+    h = await start_agent(["first answer", "second answer"])
     await h.turn("question one")
     await h.turn("question two")
     h.submit(Undo())
     undone = await h.until(EventType.UNDO_COMPLETE)
     assert undone.data["removed"] == 2
     assert [m.content for m in h.session.messages if m.role == "user"] == ["question one"]
+
+
+async def test_manual_compact_summarises_whatever_the_size(start_agent):
+    answers = [f"answer {i}" for i in range(5)]
+    h = await start_agent([*answers, "Summary: five questions answered."], overrides=["context.keep_recent_messages=2"])
+    for i in range(5):
+        await h.turn(f"question {i}")
     h.submit(Compact())
-    await h.until(EventType.COMPACTED, EventType.ERROR)
+    done = await h.until(EventType.COMPACTED, EventType.ERROR)
+    assert done.type is EventType.COMPACTED and done.data["forced"] is True
+    assert done.data["after_tokens"] < done.data["before_tokens"]
+    users = [m.content for m in h.session.messages if m.role == "user"]
+    assert users[0] == "question 0" and users[1].startswith("[Summary of earlier work")
+    assert users[-1] == "question 4"
+    assert h.model.remaining == 0  # exactly one summary call
 
 
 async def test_operations_sent_during_a_turn_wait_for_it(start_agent):
