@@ -101,7 +101,8 @@ class AgentConfig(_Strict):
     """Stop the run once this much has been spent (model and estimated tool costs)."""
     yolo: bool = False
     """Approve every call without asking (the budget still holds)."""
-    tools: list[str] = ["bash", "read", "write", "edit", "search", "plan"]
+    tools: list[str] = ["workspace"]
+    """Tool families (`workspace`), single tools of a family (`workspace.read`) or tool names (`read`)."""
     bash_timeout: int = 120
     """Default seconds for a bash call."""
     llm: LLMConfig = LLMConfig()

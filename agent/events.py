@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, ClassVar
 
 
 class EventType(StrEnum):
@@ -54,6 +54,34 @@ class Event:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Event:
         return cls(EventType(d["type"]), dict(d.get("data") or {}), int(d.get("seq", 0)), float(d.get("ts", 0.0)))
+
+
+# ---- events a tool may emit while it runs -------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ToolLog:
+    """A batch of live output lines of a running tool."""
+
+    call_id: str
+    line: str
+    type: ClassVar[EventType] = EventType.TOOL_LOG
+
+
+@dataclass(frozen=True, slots=True)
+class PlanUpdated:
+    """The plan changed: every item with its `content` and `status`."""
+
+    plan: list[dict[str, str]]
+    type: ClassVar[EventType] = EventType.PLAN_UPDATED
+
+
+ToolEvent = ToolLog | PlanUpdated
+"""What `ToolContext.emit` accepts: a tool cannot emit an event the loop does not know."""
+
+
+def tool_event_data(event: ToolEvent) -> dict[str, Any]:
+    return {f: getattr(event, f) for f in event.__dataclass_fields__ if f != "type"}
 
 
 # ---- operations -------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from typing import Any
 from agent.approvals import Decision
 from agent.context import bound_output
 from agent.errors import ToolError
-from agent.events import Approval, EventType
+from agent.events import Approval, EventType, ToolEvent, tool_event_data
 from agent.messages import Message, ToolCall
 from agent.session import Session
 from agent.tools.base import Tool, ToolResult
@@ -140,8 +140,8 @@ class Executor:
             result = ToolResult(f"The tool crashed: {type(e).__name__}: {e}", True)
         return result, time.monotonic() - start
 
-    def _tool_emit(self, kind: str, data: dict[str, Any]) -> None:
-        self.emit(EventType(kind), data)
+    def _tool_emit(self, event: ToolEvent) -> None:
+        self.emit(event.type, tool_event_data(event))
 
     def _record(self, p: Prepared, result: ToolResult, seconds: float) -> None:
         session = self.session

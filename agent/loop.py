@@ -14,7 +14,7 @@ from agent.doom_loop import GUARD_KIND, DoomLoop, detect, since_last_guard
 from agent.errors import AgentError, ContextOverflowError, LLMError
 from agent.events import Approval, Compact, Event, EventType, Interrupt, Operation, Shutdown, Undo, UserInput
 from agent.execute import Executor
-from agent.llm.scripted import estimate_tokens
+from agent.llm.tokens import estimate_tokens
 from agent.messages import Message, ModelResponse, ToolCall
 from agent.redact import StreamRedactor
 from agent.session import Session

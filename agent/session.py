@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import platform
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import date
@@ -14,13 +15,15 @@ from typing import IO, Any
 
 from agent.approvals import ApprovalPolicy, Budget
 from agent.config import AgentConfig
+from agent.env import EnvSnapshot
 from agent.errors import AgentError, ConfigError, SessionError
 from agent.events import Event
 from agent.llm import Model
 from agent.messages import Message, ToolCall, Usage
-from agent.redact import Redactor, scrub_env
-from agent.tools import workspace_tools
-from agent.tools.base import Toolbox, ToolContext
+from agent.redact import Redactor
+from agent.tools.base import Emit, Toolbox, ToolContext
+from agent.tools.deps import Deps
+from agent.tools.families import Family, select
 from agent.trace import TraceState, TraceWriter, data_home, find_session, new_session_id, read_trace
 
 logger = logging.getLogger(__name__)
@@ -41,6 +44,10 @@ class Session:
     redactor: Redactor
     policy: ApprovalPolicy
     env: dict[str, str]
+    """The scrubbed environment that subprocesses get."""
+    snapshot: EnvSnapshot = field(default_factory=EnvSnapshot)
+    """The process environment as read once at start; credentials reach tools only through `deps`."""
+    deps: Deps = field(default_factory=Deps)
     messages: list[Message] = field(default_factory=list)
     usage: Usage = field(default_factory=Usage)
     budget: Budget = field(default_factory=lambda: Budget(None))
@@ -65,8 +72,8 @@ class Session:
     def spill_dir(self) -> Path:
         return self.dir / "spills"
 
-    def tool_context(self, call_id: str, emit: Any) -> ToolContext:
-        return ToolContext(self.workdir, self.dir, self.env, emit, self.tool_state, call_id)
+    def tool_context(self, call_id: str, emit: Emit) -> ToolContext:
+        return ToolContext(self.workdir, self.dir, self.env, emit, self.tool_state, call_id, self.deps)
 
     def add(self, message: Message) -> Message:
         """Append a message to the history and the trace, secrets redacted."""
@@ -100,6 +107,7 @@ class Session:
     async def close(self) -> None:
         """Stop MCP servers, close the trace and, when `traces.enabled`, upload it (failures only logged)."""
         await self._stack.aclose()
+        await self.deps.aclose()
         self.trace.close()
         if self._lock is not None:
             self._lock.close()  # releases the session for another process
@@ -112,7 +120,8 @@ def _upload(session: Session) -> str | None:
     from agent.trace_upload import upload_trace
 
     try:
-        url = upload_trace(session.dir / "trace.jsonl", session.config.traces, endpoint=os.environ.get("HF_ENDPOINT"))
+        endpoint = session.snapshot.get("HF_ENDPOINT")
+        url = upload_trace(session.dir / "trace.jsonl", session.config.traces, endpoint=endpoint)
     except AgentError as e:
         logger.warning("the session trace was not uploaded: %s", e)
         return None
@@ -126,15 +135,19 @@ def build_model(config: AgentConfig) -> Model:
     return model_from_config(config)
 
 
-def system_prompt(config: AgentConfig, workdir: Path, headless: bool) -> str:
+def system_prompt(config: AgentConfig, workdir: Path, headless: bool, extra: Mapping[str, Any] | None = None) -> str:
+    """Render the configured template; `extra` adds variables (the GitHub runner's repository, thread...)."""
     from agent.prompts import render
 
     return render(
         config.system_prompt,
-        workdir=str(workdir),
-        today=date.today().isoformat(),
-        headless=headless,
-        os=platform.system(),
+        **{
+            "workdir": str(workdir),
+            "today": date.today().isoformat(),
+            "headless": headless,
+            "os": platform.system(),
+            **(extra or {}),
+        },
     )
 
 
@@ -146,8 +159,21 @@ async def open_session(
     resume: str | None = None,
     model: Model | None = None,
     home: Path | None = None,
+    families: Sequence[Family] | None = None,
+    deps: Iterable[object] = (),
+    prompt_vars: Mapping[str, Any] | None = None,
+    env: EnvSnapshot | None = None,
 ) -> Session:
-    """Start a new session in `workdir`, or continue `resume` (a session id or unique prefix)."""
+    """Start a new session in `workdir`, or continue `resume` (a session id or unique prefix).
+
+    Args:
+        families: The tool families to offer; by default those the config's `tools` selects.
+        deps: Ready-made tool dependencies (clients) to use instead of building them from the environment.
+        prompt_vars: Extra variables for the system prompt template.
+        env: The environment snapshot; by default the process environment, read once here.
+    """
+    env = env if env is not None else EnvSnapshot.capture()
+    toolsets = list(families) if families is not None else select(config.tools)
     workdir = workdir.resolve()
     if not workdir.is_dir():
         raise ConfigError(f"workdir {workdir} is not a folder; create it or pass --workdir")
@@ -168,19 +194,21 @@ async def open_session(
     folder.mkdir(parents=True, exist_ok=True)
     model = model or build_model(config)  # a missing key fails here, before anything is held
     lock = _lock_session(folder, session_id)
-    redactor = Redactor.from_env(os.environ)
+    redactor = Redactor.from_env(env)
     session = Session(
         id=session_id,
         config=config,
         model=model,
-        toolbox=Toolbox(workspace_tools(config.tools)),
+        toolbox=Toolbox(t for family in toolsets for t in family.tools),
         workdir=workdir,
         dir=folder,
         headless=headless,
         trace=TraceWriter(folder / "trace.jsonl"),
         redactor=redactor,
         policy=ApprovalPolicy.from_config(config, headless=headless),
-        env=scrub_env(os.environ),
+        env=env.scrubbed(),
+        snapshot=env,
+        deps=Deps(env, deps),
         budget=Budget(config.budget_usd),
         tool_state={"bash_timeout": config.bash_timeout},
         _lock=lock,
@@ -199,7 +227,7 @@ async def open_session(
                 created=_now(),
                 version=_version(),
             )
-            session.add(Message.system(system_prompt(config, workdir, headless)))
+            session.add(Message.system(system_prompt(config, workdir, headless, prompt_vars)))
     except BaseException:
         await session.close()
         raise

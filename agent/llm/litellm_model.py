@@ -18,7 +18,7 @@ from agent.llm import OnRetry, OnText
 from agent.llm.caching import add_cache_breakpoints, is_anthropic
 from agent.llm.classify import RETRY_AFTER_CAP, classify
 from agent.llm.routing import DEFAULT_CONTEXT_WINDOW, Route, context_window_for, litellm_module, resolve_route
-from agent.llm.scripted import estimate_tokens
+from agent.llm.tokens import estimate_tokens
 from agent.messages import Message, ModelResponse, ToolCall, Usage
 
 logger = logging.getLogger(__name__)

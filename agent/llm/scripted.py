@@ -9,6 +9,7 @@ from typing import Any
 
 from agent.errors import LLMError
 from agent.llm import OnRetry, OnText
+from agent.llm.tokens import estimate_tokens
 from agent.messages import Message, ModelResponse, ToolCall, Usage
 
 
@@ -77,14 +78,6 @@ def calls(*items: tuple[str, dict[str, Any] | str], text: str = "", ids: Sequenc
 
 
 Script = Sequence["Turn | str | BaseException"] | Callable[[list[Message]], "Turn | str"]
-
-
-def estimate_tokens(messages: list[Message], tools: list[dict[str, Any]] | None = None) -> int:
-    """A provider-free estimate: about four characters a token."""
-    chars = sum(len(m.content) + sum(len(c.arguments) + len(c.name) for c in m.tool_calls) + 8 for m in messages)
-    if tools:
-        chars += len(json.dumps(tools))
-    return chars // 4 + 1
 
 
 class ScriptedModel:

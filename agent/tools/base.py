@@ -14,6 +14,8 @@ from typing import Any, get_type_hints
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from agent.errors import ToolError
+from agent.events import ToolEvent
+from agent.tools.deps import Deps
 
 
 class Effect(StrEnum):
@@ -30,22 +32,28 @@ class Effect(StrEnum):
     DESTRUCTIVE = "destructive"
 
 
-Emit = Callable[[str, dict[str, Any]], None]
-"""Emits an event from inside a tool: emit("tool_log", {"line": ...})."""
+Emit = Callable[[ToolEvent], None]
+"""Emits an event from inside a tool: `ctx.emit(ToolLog(ctx.call_id, line))`; only tool events type-check."""
+
+
+def _ignore(_event: ToolEvent) -> None:
+    return None
 
 
 @dataclass
 class ToolContext:
-    """What a running tool may use. Built by the session; never holds secrets."""
+    """What a running tool may use. Built by the session; secrets stay inside the clients of `deps`."""
 
     workdir: Path
     session_dir: Path
     env: dict[str, str]
     """Environment for subprocesses, already scrubbed of secrets."""
-    emit: Emit = lambda _type, _data: None
+    emit: Emit = _ignore
     state: dict[str, Any] = field(default_factory=dict)
     """Per-session tool state that survives between calls (e.g. the plan)."""
     call_id: str = ""
+    deps: Deps = field(default_factory=Deps)
+    """Clients and credentials: `ctx.deps.get(HubClients)`; built by the session from its environment snapshot."""
 
 
 @dataclass

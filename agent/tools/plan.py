@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from agent.errors import ToolError
+from agent.events import PlanUpdated
 from agent.tools.base import Effect, ToolContext, tool
 
 logger = logging.getLogger(__name__)
@@ -50,7 +51,7 @@ async def plan(ctx: ToolContext, todos: list[PlanItem]) -> str:
     if doing > 1:
         raise ToolError(f"{doing} items are in_progress; only the item you are working on may be in_progress")
     ctx.state["plan"] = items
-    ctx.emit("plan_updated", {"plan": items})
+    ctx.emit(PlanUpdated(items))
     return render_plan(items) if items else "Plan cleared."
 
 

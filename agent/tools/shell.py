@@ -13,6 +13,7 @@ from collections import deque
 from typing import Any
 
 from agent.errors import ToolError
+from agent.events import ToolLog
 from agent.tools.base import Effect, Emit, ToolContext, ToolResult, tool
 from agent.tools.files import cut_end, cut_start, display_path, resolve_path
 
@@ -128,7 +129,7 @@ class LogStream:
         self._pending, self._cut = rest, False
         lines = [line for line in lines if line.strip("…")][-self.MAX_LINES :]
         if lines:
-            self._emit("tool_log", {"call_id": self._call_id, "line": "\n".join(lines)})
+            self._emit(ToolLog(self._call_id, "\n".join(lines)))
             self._events += 1
             self._last = time.monotonic()
 

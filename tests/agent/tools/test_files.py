@@ -5,11 +5,11 @@ from typing import Any
 
 import pytest
 
-from agent.errors import ConfigError
 from agent.redact import scrub_env
-from agent.tools import BUILTIN_TOOLS, files, workspace_tools
+from agent.tools import files
 from agent.tools.base import Effect, ToolContext
 from agent.tools.files import LINE_CHARS, atomic_write, edit, open_inside, read, resolve_path, write
+from agent.tools.workspace import FAMILY
 
 
 @pytest.fixture
@@ -20,7 +20,9 @@ def ctx(tmp_path: Path) -> ToolContext:
 
 
 async def run(ctx: ToolContext, name: str, **args: Any) -> tuple[str, bool]:
-    result = await BUILTIN_TOOLS[name].run(ctx, args)
+    found = FAMILY.tool(name)
+    assert found is not None
+    result = await found.run(ctx, args)
     return result.output, result.is_error
 
 
@@ -307,17 +309,8 @@ def test_effects_and_summaries() -> None:
     assert edit.describe_call({"path": "a.py", "old": "x", "new": "y"}) == "edit a.py"
 
 
-# ---- the registry in agent/tools/__init__.py ----------------------------------------------------
-
-
-def test_workspace_tools_by_name_and_unknown_names() -> None:
-    assert [t.name for t in workspace_tools(["read", "bash", "read"])] == ["read", "bash"]
-    with pytest.raises(ConfigError, match=r"unknown tool 'grep' in config `tools`; available: bash, read, write"):
-        workspace_tools(["read", "grep"])
-
-
 def test_tool_specs_stay_lean() -> None:
-    assert len(json.dumps([t.spec() for t in BUILTIN_TOOLS.values()])) < 4000
+    assert len(json.dumps([t.spec() for t in FAMILY.tools])) < 4000
 
 
 # ---- hostile paths and files -------------------------------------------------------------------

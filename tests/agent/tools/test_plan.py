@@ -4,6 +4,7 @@ from typing import Any
 
 import pytest
 
+from agent.events import tool_event_data
 from agent.redact import scrub_env
 from agent.tools.base import Effect, ToolContext
 from agent.tools.plan import plan
@@ -24,7 +25,7 @@ def ctx(tmp_path: Path, events: Events) -> ToolContext:
         workdir=tmp_path / "ws",
         session_dir=tmp_path / "session",
         env=scrub_env(os.environ),
-        emit=lambda type_, data: events.append((type_, data)),
+        emit=lambda ev: events.append((str(ev.type), tool_event_data(ev))),
     )
 
 

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from agent.events import tool_event_data
 from agent.redact import scrub_env
 from agent.tools.base import ToolContext
 from agent.tools.shell import HEAD_BYTES, TAIL_BYTES, LogStream, OutputCapture, bash, clean
@@ -20,7 +21,7 @@ def make_ctx(tmp_path: Path, events: Events) -> ToolContext:
         workdir=tmp_path / "ws",
         session_dir=tmp_path / "session",
         env=scrub_env(os.environ),
-        emit=lambda type_, data: events.append((type_, data)),
+        emit=lambda ev: events.append((str(ev.type), tool_event_data(ev))),
         call_id="call-1",
     )
 
@@ -220,7 +221,7 @@ async def test_log_lines_are_streamed_batched_and_bounded(ctx: ToolContext, even
 
 async def test_log_events_stop_at_the_cap() -> None:
     events: Events = []
-    stream = LogStream(lambda type_, data: events.append((type_, data)), "c")
+    stream = LogStream(lambda ev: events.append((str(ev.type), tool_event_data(ev))), "c")
     stream._interval = lambda: 0.0  # type: ignore[method-assign]  # no waiting: every feed may emit
 
     for i in range(LogStream.MAX_EVENTS + 50):
@@ -270,7 +271,7 @@ def test_summary_shows_the_first_line_of_the_command() -> None:
 async def test_cut_log_lines_and_output_do_not_show_a_piece_of_a_token() -> None:
     token = "ghp_" + "Zq7" * 12
     events: Events = []
-    stream = LogStream(lambda type_, data: events.append((type_, data)), "c")
+    stream = LogStream(lambda ev: events.append((str(ev.type), tool_event_data(ev))), "c")
     stream.feed(("x " * (LogStream.LINE_CHARS // 2 - 8) + token + "\n").encode())  # cut at LINE_CHARS
     stream.feed(("y" * (LogStream.KEEP_BYTES - 10) + " " + token).encode())  # start of this line dropped
     stream.feed(b"z" * LogStream.KEEP_BYTES)
