@@ -8,13 +8,12 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agent.cli import FAILED, OK, drain, on_sigint, show_sessions, stop
+from agent.run import FAILED, OK, drain, on_signal, stop
 
 if TYPE_CHECKING:
     from agent.events import Event
     from agent.loop import Agent
     from agent.reader import LineReader
-    from agent.session import Session
     from agent.ui import ConsoleRenderer
 
 logger = logging.getLogger(__name__)
@@ -41,8 +40,8 @@ class _Cancelled(Exception):
 class Chat:
     """The interactive loop: read a line, run the turn while rendering its events, answer approvals."""
 
-    def __init__(self, session: Session, agent: Agent, ui: ConsoleRenderer, reader: LineReader) -> None:
-        self.session, self.agent, self.ui, self.reader = session, agent, ui, reader
+    def __init__(self, agent: Agent, ui: ConsoleRenderer, reader: LineReader) -> None:
+        self.agent, self.ui, self.reader = agent, ui, reader
         self._waiters: list[tuple[frozenset[str], asyncio.Future[Event]]] = []
         self._quit = asyncio.Event()
         self._wake = asyncio.Event()
@@ -60,7 +59,7 @@ class Chat:
         self._runner = asyncio.create_task(self.agent.run())
         consumer = asyncio.create_task(self._consume(self._runner))
         try:
-            with on_sigint(self._on_sigint):
+            with on_signal(self._on_sigint):
                 with contextlib.suppress(_Cancelled):
                     await self._converse()
                 self.agent.submit(Shutdown())
@@ -75,7 +74,7 @@ class Chat:
         finally:  # whatever happened, nothing may write to the session once the caller closes it
             await stop(consumer)
             await stop(self._runner)
-        self.ui.info(f"session saved · continue with: ml-intern --resume {self.session.id}")
+        self.ui.info(f"session saved · continue with: ml-intern --resume {self.agent.session_id}")
         return OK
 
     async def _converse(self) -> None:
@@ -237,21 +236,35 @@ class Chat:
 
         if model_id:
             try:
-                self.session.set_model(model_id)
+                self.agent.set_model(model_id)
             except AgentError as e:
                 message = str(e.args[0]) if e.args else str(e)
                 self.ui.error(message, str(getattr(e, "hint", "") or ""), title="cannot switch model")
                 return
-        self.ui.info(f"model: {self.session.model.name}")
+        self.ui.info(f"model: {self.agent.model_name}")
 
     def _cmd_plan(self, _: str) -> None:
-        self.ui.plan(self.session.plan)
+        self.ui.plan(self.agent.plan)
 
     def _cmd_cost(self, _: str) -> None:
-        self.ui.cost(self.session.usage.to_dict())
-        budget = self.session.budget
+        self.ui.cost(self.agent.usage.to_dict())
+        budget = self.agent.budget
         if budget.limit_usd is not None:
             self.ui.info(f"budget: ${budget.spent:.4f} of ${budget.limit_usd:.2f} spent")
 
     def _cmd_sessions(self, _: str) -> None:
-        show_sessions(self.ui, self.session.id)
+        show_sessions(self.ui, self.agent.session_id)
+
+
+def show_sessions(ui: ConsoleRenderer, current: str = "") -> None:
+    from agent.trace import list_sessions
+
+    sessions = list_sessions()
+    if not sessions:
+        ui.info("no saved sessions yet")
+        return
+    rows = [
+        (("* " if s.id == current else "  ") + s.id, s.created[:16].replace("T", " "), str(s.messages), s.preview)
+        for s in sessions
+    ]
+    ui.table("sessions (resume with ml-intern --resume ID)", rows, ["id", "created", "msgs", "first message"])

@@ -7,24 +7,21 @@ import asyncio
 import contextlib
 import logging
 import os
-import signal
 import sys
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from agent.run import FAILED, INTERRUPTED, OK, USAGE
+
 if TYPE_CHECKING:
     from agent.config import AgentConfig
-    from agent.events import Event
     from agent.loop import Agent
+    from agent.run import Outcome
     from agent.session import Session
     from agent.ui import ConsoleRenderer, JsonRenderer
 
 logger = logging.getLogger(__name__)
-
-OK, FAILED, USAGE, LIMIT, INTERRUPTED = 0, 1, 2, 3, 130
-EXIT_CODES = {"done": OK, "max_iterations": LIMIT, "budget": LIMIT, "interrupted": INTERRUPTED}
-"""Exit code of a headless run by the turn's stop_reason; any other reason is a failure (1)."""
 
 EPILOG = """\
 exit codes (headless): 0 done, 1 failed, 2 usage or config error, 3 stopped by a limit
@@ -104,11 +101,6 @@ def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
     return deep_merge(merged, {k: v for k, v in flags.items() if v is not None})
 
 
-def exit_code(stop_reason: str | None) -> int:
-    """How a headless run ends for the shell."""
-    return EXIT_CODES.get(stop_reason or "", FAILED)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `ml-intern` console script."""
     args = build_parser().parse_args(argv)
@@ -173,24 +165,11 @@ def _setup_logging(verbose: bool) -> None:
 def _list_sessions() -> int:
     from rich.console import Console
 
+    from agent.chat import show_sessions
     from agent.ui import ConsoleRenderer
 
     show_sessions(ConsoleRenderer(Console()))
     return OK
-
-
-def show_sessions(ui: ConsoleRenderer, current: str = "") -> None:
-    from agent.trace import list_sessions
-
-    sessions = list_sessions()
-    if not sessions:
-        ui.info("no saved sessions yet")
-        return
-    rows = [
-        (("* " if s.id == current else "  ") + s.id, s.created[:16].replace("T", " "), str(s.messages), s.preview)
-        for s in sessions
-    ]
-    ui.table("sessions (resume with ml-intern --resume ID)", rows, ["id", "created", "msgs", "first message"])
 
 
 # ---- running the agent ------------------------------------------------------------------------
@@ -204,44 +183,15 @@ async def start(args: argparse.Namespace, config: AgentConfig, *, headless: bool
     return session, Agent(session)
 
 
-async def drain(agent: Agent, runner: asyncio.Task[None]) -> AsyncIterator[Event]:
-    """The agent's events until shutdown; raises what the loop raised if it dies without one."""
-    events = aiter(agent.events())
-    while True:
-        nxt = asyncio.ensure_future(anext(events))
-        done, _ = await asyncio.wait({nxt, runner}, return_when=asyncio.FIRST_COMPLETED)
-        if nxt not in done and not runner.cancelled() and runner.exception() is not None:
-            nxt.cancel()
-            raise runner.exception()  # type: ignore[misc]
-        try:
-            yield await nxt
-        except StopAsyncIteration:
-            return
-
-
-@contextlib.contextmanager
-def on_sigint(callback: Callable[[], None]) -> Iterator[None]:
-    """Handle Ctrl+C inside the running event loop (where the platform allows it) for the duration of the block."""
-    loop = asyncio.get_running_loop()
-    try:
-        loop.add_signal_handler(signal.SIGINT, callback)
-    except (NotImplementedError, RuntimeError):  # Windows, or not the main thread: Ctrl+C stays KeyboardInterrupt
-        yield
-        return
-    try:
-        yield
-    finally:
-        loop.remove_signal_handler(signal.SIGINT)
-
-
 async def _headless(args: argparse.Namespace, config: AgentConfig) -> int:
-    from agent.events import EventType, Interrupt, Shutdown, UserInput
+    from agent.events import Interrupt, Shutdown
+    from agent.run import on_signal, run_task
     from agent.ui import ConsoleRenderer
 
     out = _headless_output(args)
     with _starting(out):
         session, agent = await start(args, config, headless=True)
-    pending, outcome, presses = 1, None, 0
+    presses = 0
 
     def interrupt() -> None:
         nonlocal presses
@@ -250,36 +200,15 @@ async def _headless(args: argparse.Namespace, config: AgentConfig) -> int:
         if presses == 1 and isinstance(out, ConsoleRenderer):
             out.warn_over_ctrl_c("interrupting… (Ctrl+C again to quit)")
 
-    runner = asyncio.create_task(agent.run())
-    agent.submit(UserInput(args.prompt))
     try:
-        with on_sigint(interrupt):
-            async for event in drain(agent, runner):
-                out.render(event)
-                if event.type is EventType.READY and agent.busy:
-                    pending += 1  # a resumed session first finishes the turn it was in
-                elif event.type is EventType.TURN_COMPLETE:
-                    pending -= 1
-                    if pending == 0:
-                        outcome = event.data
-                        agent.submit(Shutdown())
-            await runner
+        with on_signal(interrupt):
+            outcome = await run_task(agent, args.prompt, out.render)
     except BrokenPipeError:  # the reader of our output went away (`ml-intern --json ... | head`)
         _silence_stdout()
         return FAILED
     finally:
-        await stop(runner)
         await session.close()
-    return _finish_headless(out, outcome, interrupted=presses > 0)
-
-
-async def stop(runner: asyncio.Task[None]) -> None:
-    """Cancel a task (the agent loop) if it is still running and wait for it, so nothing writes to the session
-    once it is closed."""
-    if not runner.done():
-        runner.cancel()
-    with contextlib.suppress(asyncio.CancelledError, Exception):
-        await runner
+    return INTERRUPTED if presses else _finish_headless(out, outcome)
 
 
 def _silence_stdout() -> None:
@@ -314,18 +243,13 @@ def _headless_output(args: argparse.Namespace) -> ConsoleRenderer | JsonRenderer
     return ConsoleRenderer(Console(stderr=not sys.stdout.isatty()), verbose=args.verbose)
 
 
-def _finish_headless(out: ConsoleRenderer | JsonRenderer, outcome: dict[str, Any] | None, *, interrupted: bool) -> int:
+def _finish_headless(out: ConsoleRenderer | JsonRenderer, outcome: Outcome) -> int:
     from agent.ui import ConsoleRenderer
 
-    if interrupted:
-        return INTERRUPTED
-    if outcome is None:
-        sys.stderr.write("ml-intern: the agent stopped before finishing the turn\n")
-        return FAILED
-    code = exit_code(outcome.get("stop_reason"))
-    if isinstance(out, ConsoleRenderer) and not sys.stdout.isatty() and code == OK and outcome.get("final"):
+    code = outcome.exit_code
+    if isinstance(out, ConsoleRenderer) and not sys.stdout.isatty() and code == OK and outcome.final:
         try:  # stdout is the answer; errors and limits were said on stderr
-            sys.stdout.write(str(outcome["final"]).rstrip("\n") + "\n")
+            sys.stdout.write(outcome.final.rstrip("\n") + "\n")
             sys.stdout.flush()
         except BrokenPipeError:
             _silence_stdout()
@@ -344,7 +268,7 @@ async def _interactive(args: argparse.Namespace, config: AgentConfig) -> int:
         session, agent = await start(args, config, headless=False)
     try:
         with _terminal_restored():
-            return await Chat(session, agent, ui, LineReader()).run()
+            return await Chat(agent, ui, LineReader()).run()
     finally:
         await session.close()
 

@@ -12,13 +12,13 @@ from typing import Any
 from agent import prompts
 from agent.errors import CompactionError
 from agent.llm import Model
-from agent.messages import Message, Usage
+from agent.messages import Message, MessageKind, Usage
 
 logger = logging.getLogger(__name__)
 
 SUMMARY_PREFIX = "[Summary of earlier work in this session]"
 NOT_EXECUTED = "Tool was not executed (interrupted)."
-NOT_INPUT_KINDS = frozenset({"summary", "guard", "doom_guard", "note"})
+NOT_INPUT_KINDS = frozenset(MessageKind)
 """Meta kinds of user messages the agent injected itself; undo skips them."""
 
 _SNAP = 400
@@ -147,7 +147,7 @@ def _partition(messages: list[Message], keep: int) -> tuple[list[Message], list[
     start = _tail_start(messages, pinned_at[-1] + 1 if pinned_at else 0, keep)
     pinned = [messages[i] for i in pinned_at]
     middle = [m for i, m in enumerate(messages[:start]) if i not in pinned_at]
-    if len(middle) == 1 and _kind(middle[0]) == "summary":  # nothing new since the last compaction
+    if len(middle) == 1 and _kind(middle[0]) == MessageKind.SUMMARY:  # nothing new since the last compaction
         pinned, middle = [*pinned, middle[0]], []
     return pinned, middle, messages[start:]
 
@@ -161,7 +161,7 @@ def _clip(text: str, limit: int) -> str:
 
 def _entry(message: Message, clip: int) -> dict[str, str]:
     kind = _kind(message)
-    if kind == "summary":
+    if kind == MessageKind.SUMMARY:
         label = "earlier summary"
     elif message.role == "tool":
         label = f"result of {message.name or 'a tool'}"
@@ -179,7 +179,7 @@ def _render_request(middle: list[Message], task: str, clip: int, omitted: int) -
         task=_clip(task, _CLIP_STEPS[0]),
         entries=[_entry(m, clip) for m in middle[omitted:]],
         omitted=omitted,
-        has_summary=any(_kind(m) == "summary" for m in middle[omitted:]),
+        has_summary=any(_kind(m) == MessageKind.SUMMARY for m in middle[omitted:]),
     )
     return [Message.user(text)]
 
@@ -209,7 +209,7 @@ async def _summarise(middle: list[Message], task: str, model: Model) -> tuple[Me
             "try compacting again, or start a new session"
         )
     text = text.removeprefix(SUMMARY_PREFIX).lstrip()
-    return Message.user(f"{SUMMARY_PREFIX}\n\n{text}", kind="summary"), response.usage
+    return Message.user(f"{SUMMARY_PREFIX}\n\n{text}", kind=MessageKind.SUMMARY), response.usage
 
 
 def _placeholder(message: Message) -> Message:

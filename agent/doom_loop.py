@@ -7,13 +7,13 @@ import json
 import logging
 from dataclasses import dataclass
 
-from agent.messages import Message, ToolCall
+from agent.messages import Message, MessageKind, ToolCall
 
 logger = logging.getLogger(__name__)
 
 WINDOW = 30
 """Messages at the end of the history that detection looks at."""
-GUARD_KIND = "doom_guard"
+GUARD_KIND = MessageKind.DOOM_GUARD
 """Meta kind of the corrective user message the loop injects; detection restarts after it."""
 MIN_RUN = 3
 """Identical calls in a row that make a loop."""

@@ -26,6 +26,8 @@ class EventType(StrEnum):
     TOOL_LOG = "tool_log"
     TOOL_STATE_CHANGE = "tool_state_change"
     APPROVAL_REQUIRED = "approval_required"
+    APPROVAL_IGNORED = "approval_ignored"
+    """An approval for a call that is not waiting (answered already, or never asked): nothing happened."""
     PLAN_UPDATED = "plan_updated"
     USAGE = "usage"
     RETRY = "retry"
@@ -37,6 +39,30 @@ class EventType(StrEnum):
     INTERRUPTED = "interrupted"
     UNDO_COMPLETE = "undo_complete"
     SHUTDOWN = "shutdown"
+
+
+class StopReason(StrEnum):
+    """Why a turn ended (`turn_complete.stop_reason`)."""
+
+    DONE = "done"
+    MAX_ITERATIONS = "max_iterations"
+    BUDGET = "budget"
+    DOOM_LOOP = "doom_loop"
+    ERROR = "error"
+    INTERRUPTED = "interrupted"
+    SUSPENDED = "suspended"
+    """The loop shut down while the turn waited or ran; the trace keeps it resumable."""
+
+
+class ToolState(StrEnum):
+    """Where a tool call is (`tool_state_change.state`)."""
+
+    WAITING = "waiting"
+    APPROVED = "approved"
+    DENIED = "denied"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
 
 
 @dataclass(slots=True)

@@ -11,10 +11,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from agent.approvals import Decision
+from agent.approvals import Decision, Verdict
 from agent.context import bound_output
 from agent.errors import ToolError
-from agent.events import Approval, EventType, ToolEvent, tool_event_data
+from agent.events import Approval, EventType, ToolEvent, ToolState, tool_event_data
 from agent.messages import Message, ToolCall
 from agent.session import Session
 from agent.tools.base import Tool, ToolResult
@@ -64,10 +64,12 @@ def parse_call(session: Session, call: ToolCall) -> Prepared:
 class Executor:
     """Runs the calls of one assistant message; read-only neighbours run concurrently, the rest in order."""
 
-    def __init__(self, session: Session, emit: Emit, ask: AskHuman) -> None:
+    def __init__(self, session: Session, emit: Emit, ask: AskHuman, must_ask: frozenset[str] = frozenset()) -> None:
         self.session = session
         self.emit = emit
         self.ask = ask
+        self.must_ask = must_ask
+        """Calls that were waiting for a person when the session stopped: a person decides, whatever the policy."""
 
     async def run(self, calls: list[ToolCall]) -> None:
         prepared = [parse_call(self.session, c) for c in calls]
@@ -98,20 +100,24 @@ class Executor:
             return
         session = self.session
         verdict = session.policy.decide(p.tool, p.args, session.budget)
+        if p.call.id in self.must_ask and verdict.decision is not Decision.DENY:
+            verdict = Verdict(Decision.ASK, "this call was waiting for a person's approval when the session stopped")
+        by, always = "policy", False
         if verdict.decision is Decision.ASK:
-            self.emit(EventType.TOOL_STATE_CHANGE, {"call_id": p.call.id, "name": p.call.name, "state": "waiting"})
+            self._state(p, ToolState.WAITING)
             answer = await self.ask(p.call, p.tool, p.args, verdict.reason, verdict.cost_usd)
             if answer.always and answer.approved:
                 session.policy.always.add(p.tool.name)
             approved, reason = answer.approved, answer.feedback
+            by, always = answer.approver or "a person", answer.always and answer.approved
         else:
             approved, reason = verdict.decision is Decision.AUTO, verdict.reason
         if approved:
             if verdict.cost_usd:
                 session.budget.tools_usd += verdict.cost_usd
-            self.emit(EventType.TOOL_STATE_CHANGE, {"call_id": p.call.id, "name": p.call.name, "state": "approved"})
+            self._state(p, ToolState.APPROVED, by=by, always=always, cost_usd=verdict.cost_usd or 0.0)
             return
-        self.emit(EventType.TOOL_STATE_CHANGE, {"call_id": p.call.id, "name": p.call.name, "state": "denied"})
+        self._state(p, ToolState.DENIED, by=by)
         who = "the user" if verdict.decision is Decision.ASK else "the approval policy"
         text = f"Not run: {who} denied this call."
         if reason:
@@ -128,7 +134,7 @@ class Executor:
     async def _run_one(self, p: Prepared) -> tuple[ToolResult, float]:
         if p.result is not None or p.tool is None or p.args is None:
             return p.result or ToolResult("Not run.", True), 0.0
-        self.emit(EventType.TOOL_STATE_CHANGE, {"call_id": p.call.id, "name": p.call.name, "state": "running"})
+        self._state(p, ToolState.RUNNING)
         ctx = self.session.tool_context(p.call.id, self._tool_emit)
         start = time.monotonic()
         try:
@@ -139,6 +145,11 @@ class Executor:
             logger.exception("tool %s crashed", p.call.name)
             result = ToolResult(f"The tool crashed: {type(e).__name__}: {e}", True)
         return result, time.monotonic() - start
+
+    def _state(self, p: Prepared, state: ToolState, **decision: Any) -> None:
+        """Say where a call is; a decision records who made it (`by`), an "always" grant and the estimated cost,
+        so that a resumed session keeps them."""
+        self.emit(EventType.TOOL_STATE_CHANGE, {"call_id": p.call.id, "name": p.call.name, "state": state, **decision})
 
     def _tool_emit(self, event: ToolEvent) -> None:
         self.emit(event.type, tool_event_data(event))
@@ -163,5 +174,4 @@ class Executor:
             },
         )
         if p.result is None:  # it ran (calls answered without running already have their final state)
-            state = "failed" if result.is_error else "done"
-            self.emit(EventType.TOOL_STATE_CHANGE, {"call_id": p.call.id, "name": p.call.name, "state": state})
+            self._state(p, ToolState.FAILED if result.is_error else ToolState.DONE)

@@ -9,13 +9,25 @@ from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
+from agent.approvals import Budget
 from agent.context import close_dangling_tool_calls, compact, should_compact, undo_last_turn
 from agent.doom_loop import GUARD_KIND, DoomLoop, detect, since_last_guard
 from agent.errors import AgentError, ContextOverflowError, LLMError
-from agent.events import Approval, Compact, Event, EventType, Interrupt, Operation, Shutdown, Undo, UserInput
+from agent.events import (
+    Approval,
+    Compact,
+    Event,
+    EventType,
+    Interrupt,
+    Operation,
+    Shutdown,
+    StopReason,
+    Undo,
+    UserInput,
+)
 from agent.execute import Executor
 from agent.llm.tokens import estimate_tokens
-from agent.messages import Message, ModelResponse, ToolCall
+from agent.messages import Message, ModelResponse, ToolCall, Usage
 from agent.redact import StreamRedactor
 from agent.session import Session
 from agent.tools.base import Tool
@@ -26,7 +38,7 @@ logger = logging.getLogger(__name__)
 class _Stop(Exception):
     """Ends a turn early with a reason the front end can act on."""
 
-    def __init__(self, reason: str, final: str) -> None:
+    def __init__(self, reason: StopReason, final: str) -> None:
         super().__init__(final)
         self.reason, self.final, self.iterations = reason, final, 0
 
@@ -47,6 +59,9 @@ class Agent:
         self._task: asyncio.Task[None] | None = None
         self._backlog: deque[Operation] = deque()
         self._waiting: dict[str, asyncio.Future[Approval]] = {}
+        self._expected: set[str] = set()
+        """Calls restored waiting for approval and not asked again yet: an answer for them is kept."""
+        self._early: dict[str, Approval] = {}
         self._known: tuple[int, int] = (0, 0)  # (tokens, message count) reported by the last model call
         self._suspending = False
 
@@ -67,7 +82,37 @@ class Agent:
 
     @property
     def busy(self) -> bool:
+        """A turn (or a compaction) is running."""
         return self._task is not None and not self._task.done()
+
+    # ---- what front ends read and change, without reaching into the session ----
+
+    @property
+    def session_id(self) -> str:
+        return self.session.id
+
+    @property
+    def model_name(self) -> str:
+        return self.session.model.name
+
+    def set_model(self, model_id: str) -> None:
+        """Use another model from the next call on (raises ConfigError/AuthError for a bad id or missing key)."""
+        self.session.set_model(model_id)
+
+    @property
+    def plan(self) -> list[dict[str, Any]]:
+        """The plan's items (`content`, `status`), as the `plan` tool last set them."""
+        return self.session.plan
+
+    @property
+    def usage(self) -> Usage:
+        """Tokens and cost of the session so far (model calls, including compaction)."""
+        return self.session.usage
+
+    @property
+    def budget(self) -> Budget:
+        """The session's budget: its limit, and what model calls and tool estimates spent."""
+        return self.session.budget
 
     async def run(self) -> None:
         """Process operations until Shutdown."""
@@ -125,7 +170,7 @@ class Agent:
                 return get.result()
             get.cancel()
 
-    def _start(self, body: Coroutine[Any, Any, tuple[str, str, int] | None], *, turn: bool) -> None:
+    def _start(self, body: Coroutine[Any, Any, tuple[StopReason, str, int] | None], *, turn: bool) -> None:
         self._task = asyncio.create_task(self._guarded(body, turn))
 
     async def _cancel(self) -> None:
@@ -133,25 +178,25 @@ class Agent:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
 
-    async def _guarded(self, body: Coroutine[Any, Any, tuple[str, str, int] | None], turn: bool) -> None:
+    async def _guarded(self, body: Coroutine[Any, Any, tuple[StopReason, str, int] | None], turn: bool) -> None:
         """Run a turn (or a compaction) and always end it with one closing event."""
-        reason, final, iterations = "done", "", 0
+        reason, final, iterations = StopReason.DONE, "", 0
         try:
             outcome = await body
             if outcome:
                 reason, final, iterations = outcome
         except asyncio.CancelledError:
             if self._suspending:
-                reason, final = "suspended", "Suspended by shutdown; resume the session to continue."
+                reason, final = StopReason.SUSPENDED, "Suspended by shutdown; resume the session to continue."
             else:
                 self.session.replace_history(close_dangling_tool_calls(self.session.messages))
                 self.emit(EventType.INTERRUPTED, {})
-                reason, final = "interrupted", "Interrupted."
+                reason, final = StopReason.INTERRUPTED, "Interrupted."
         except _Stop as stop:
             reason, final, iterations = stop.reason, stop.final, stop.iterations
         except AgentError as e:
             self.emit(EventType.ERROR, _error_data(e))
-            reason, final = "error", str(e)
+            reason, final = StopReason.ERROR, str(e)
         except Exception as e:
             logger.exception("turn failed")
             self.emit(
@@ -162,7 +207,7 @@ class Agent:
                     "hint": "this is a bug in ML Intern; the trace has the details",
                 },
             )
-            reason, final = "error", str(e)
+            reason, final = StopReason.ERROR, str(e)
         if turn:
             self.emit(
                 EventType.TURN_COMPLETE,
@@ -176,7 +221,7 @@ class Agent:
 
     # ---- a turn -------------------------------------------------------------------------------
 
-    async def _turn(self, pending: list[ToolCall] | None = None) -> tuple[str, str, int]:
+    async def _turn(self, pending: list[ToolCall] | None = None) -> tuple[StopReason, str, int]:
         s, t = self.session, _Turn()
         self.emit(EventType.PROCESSING, {})
         try:
@@ -193,7 +238,7 @@ class Agent:
                     {"text": message.content, "tool_calls": [c.to_dict() for c in message.tool_calls]},
                 )
                 if not message.tool_calls:
-                    return "done", message.content, t.iterations
+                    return StopReason.DONE, message.content, t.iterations
                 await self._act(message.tool_calls, t)
         except _Stop as stop:
             stop.iterations = t.iterations
@@ -205,13 +250,14 @@ class Agent:
             spent, limit = s.budget.spent, s.budget.limit_usd
             self.emit(EventType.LIMIT_REACHED, {"limit": "budget", "value": limit, "spent": round(spent, 4)})
             raise _Stop(
-                "budget", f"Stopped: the budget of ${limit:.2f} is spent (${spent:.2f}). Raise --budget to continue."
+                StopReason.BUDGET,
+                f"Stopped: the budget of ${limit:.2f} is spent (${spent:.2f}). Raise --budget to continue.",
             )
         if t.iterations >= s.config.max_iterations:
             n = s.config.max_iterations
             self.emit(EventType.LIMIT_REACHED, {"limit": "max_iterations", "value": n})
             raise _Stop(
-                "max_iterations",
+                StopReason.MAX_ITERATIONS,
                 f"Stopped after {n} model calls (max_iterations) before the task was "
                 "finished. Send a message to continue, or raise --max-iterations.",
             )
@@ -222,15 +268,16 @@ class Agent:
             s.replace_history(close_dangling_tool_calls(s.messages))
             self.emit(EventType.DOOM_LOOP, {"description": t.guard.description, "stopped": True})
             raise _Stop(
-                "doom_loop", f"Stopped: the agent kept repeating itself after a warning ({t.guard.description})."
+                StopReason.DOOM_LOOP,
+                f"Stopped: the agent kept repeating itself after a warning ({t.guard.description}).",
             )
-        await Executor(s, self.emit, self._ask).run(calls)
+        await Executor(s, self.emit, self._ask, frozenset(self._expected)).run(calls)
         found = detect(s.messages, since=since_last_guard(s.messages))
         if found is None:
             return
         if t.guard is not None:
             self.emit(EventType.DOOM_LOOP, {"description": found.description, "stopped": True})
-            raise _Stop("doom_loop", f"Stopped: the agent kept repeating itself ({found.description}).")
+            raise _Stop(StopReason.DOOM_LOOP, f"Stopped: the agent kept repeating itself ({found.description}).")
         t.guard = found
         s.add(Message.user(found.guard_message(), kind=GUARD_KIND))
         self.emit(EventType.DOOM_LOOP, {"description": found.description, "stopped": False})
@@ -319,6 +366,7 @@ class Agent:
                 "after_tokens": done.after_tokens,
                 "removed": done.removed,
                 "forced": force,
+                "usage": done.usage.to_dict(),
             },
         )
 
@@ -339,6 +387,18 @@ class Agent:
                 "cost_usd": cost,
             },
         )
+        self._expected.discard(call.id)
+        if (early := self._early.pop(call.id, None)) is not None:
+            return early
+        if self.session.headless:  # only a call restored waiting for a person gets here: nobody can answer
+            return Approval(
+                call.id,
+                approved=False,
+                feedback="this call was waiting for a person's approval when the session stopped, and this resumed "
+                "run is headless, so nobody can approve it; do not repeat it, and say in your answer that it needs "
+                "approval (resume the session interactively, or submit an approval for this call id)",
+                approver="headless resume",
+            )
         try:
             return await future
         finally:
@@ -346,18 +406,13 @@ class Agent:
 
     def _resolve(self, op: Approval) -> None:
         future = self._waiting.get(op.call_id)
-        if future is None or future.done():
-            waiting = ", ".join(self._waiting) or "none"
-            self.emit(
-                EventType.ERROR,
-                {
-                    "message": f"no call {op.call_id!r} is waiting for approval (waiting: {waiting})",
-                    "kind": "bad_request",
-                    "hint": "",
-                },
-            )
-            return
-        future.set_result(op)
+        if future is not None and not future.done():
+            future.set_result(op)
+        elif op.call_id in self._expected:  # a resumed session, answered before its call is asked again
+            self._early[op.call_id] = op
+        else:  # answered already, or never asked (a stale `/approve` in a thread): nothing to do
+            waiting = sorted(self._waiting)
+            self.emit(EventType.APPROVAL_IGNORED, {"call_id": op.call_id, "waiting": waiting})
 
     def _resume_pending(self) -> None:
         """A restarted session continues the turn that was waiting for approvals or cut by a crash."""
@@ -366,12 +421,25 @@ class Agent:
         if not calls:
             return
         waiting = {str(a.get("call_id")) for a in s.pending_approvals}
+        self._expected = {c.id for c in calls if c.id in waiting}
+        self._take_early_answers()
         rerun = [c for c in calls if c.id in waiting]
         for c in calls:
             if c.id not in waiting:
                 s.add(Message.tool(c, "Tool was not executed (the session restarted while it ran).", error=True))
         if rerun:
             self._start(self._turn(pending=rerun), turn=True)
+
+    def _take_early_answers(self) -> None:
+        """Approvals submitted before the loop started answer the restored calls, whatever runs first."""
+        queued: list[Operation] = []
+        while not self._ops.empty():
+            queued.append(self._ops.get_nowait())
+        for op in queued:
+            if isinstance(op, Approval):
+                self._resolve(op)
+            else:
+                self._ops.put_nowait(op)
 
 
 def _error_data(e: AgentError) -> dict[str, Any]:

@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Literal
 
 Role = Literal["system", "user", "assistant", "tool"]
+
+
+class MessageKind(StrEnum):
+    """What a user message the agent wrote itself is (`meta["kind"]`); people's messages have none."""
+
+    SUMMARY = "summary"
+    """The summary that compaction put in place of earlier messages."""
+    DOOM_GUARD = "doom_guard"
+    """The corrective note injected when the agent repeats itself."""
 
 
 @dataclass(slots=True)
@@ -36,7 +46,7 @@ class Message:
     name: str | None = None
     """For tool results: the tool's name."""
     meta: dict[str, Any] = field(default_factory=dict)
-    """Bookkeeping never sent to the model (e.g. {"kind": "summary"} or {"kind": "guard"})."""
+    """Bookkeeping never sent to the model (e.g. {"kind": MessageKind.SUMMARY}, {"error": True})."""
 
     def to_llm(self) -> dict[str, Any]:
         """The dict sent to the model."""

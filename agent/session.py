@@ -287,6 +287,8 @@ def _restore(session: Session, state: TraceState) -> None:
     session.messages = state.messages
     session.usage = state.usage
     session.budget.model_usd = state.usage.cost_usd
+    session.budget.tools_usd = state.tools_usd
+    session.policy.always.update(state.always)
     session.seq = state.last_seq
     if state.plan:
         session.tool_state["plan"] = state.plan

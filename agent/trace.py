@@ -28,7 +28,7 @@ from types import TracebackType
 from typing import Any
 
 from agent.errors import SessionError
-from agent.events import Event, EventType
+from agent.events import Event, EventType, ToolState
 from agent.messages import Message, ToolCall, Usage
 
 logger = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ logger = logging.getLogger(__name__)
 TRACE_FILE = "trace.jsonl"
 LIST_HINT = "run `ml-intern --list-sessions` to list them"
 """How a user lists sessions; quoted in errors."""
-SETTLED_STATES = frozenset({"approved", "denied", "cancelled", "done", "failed"})
+SETTLED_STATES = frozenset({ToolState.APPROVED, ToolState.DENIED, ToolState.DONE, ToolState.FAILED})
 """`tool_state_change` states that answer an `approval_required` event."""
 _EVENT_TYPES = frozenset(str(t) for t in EventType)
 
@@ -175,6 +175,10 @@ class TraceState:
     """`approval_required` payloads not yet settled by a `tool_state_change`."""
     unanswered_calls: list[ToolCall] = field(default_factory=list)
     """Tool calls of the last assistant message that have no result message."""
+    always: set[str] = field(default_factory=set)
+    """Tools a person approved "always" for the session."""
+    tools_usd: float = 0.0
+    """Estimated cost of the approved tool calls (counts against the budget)."""
     warnings: list[str] = field(default_factory=list)
 
 
@@ -234,14 +238,21 @@ def _apply_event(state: TraceState, pending: dict[str, dict[str, Any]], e: Event
     if e.type is EventType.PLAN_UPDATED:
         state.plan = list(e.data.get("plan") or [])
     elif e.type is EventType.USAGE:
-        call = e.data.get("call") or {}
-        state.usage += Usage(
-            **{k: call[k] for k in ("prompt_tokens", "completion_tokens", "cached_tokens", "cost_usd") if k in call}
-        )
+        state.usage += _usage(e.data.get("call") or {})
+    elif e.type is EventType.COMPACTED and e.data.get("usage"):
+        state.usage += _usage(e.data["usage"])
     elif e.type is EventType.APPROVAL_REQUIRED and e.data.get("call_id"):
         pending[str(e.data["call_id"])] = e.data
     elif e.type is EventType.TOOL_STATE_CHANGE and e.data.get("state") in SETTLED_STATES:
         pending.pop(str(e.data.get("call_id")), None)
+        if e.data.get("state") == ToolState.APPROVED:
+            state.tools_usd += float(e.data.get("cost_usd") or 0.0)
+            if e.data.get("always"):
+                state.always.add(str(e.data.get("name")))
+
+
+def _usage(d: dict[str, Any]) -> Usage:
+    return Usage(**{k: d[k] for k in ("prompt_tokens", "completion_tokens", "cached_tokens", "cost_usd") if k in d})
 
 
 def _unanswered(messages: list[Message]) -> list[ToolCall]:

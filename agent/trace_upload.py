@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from agent.config import TraceUploadConfig
 from agent.errors import AgentError, ConfigError
-from agent.messages import Message
+from agent.messages import Message, MessageKind
 from agent.trace import TraceState, iso_time, read_trace
 
 if TYPE_CHECKING:
@@ -77,7 +77,7 @@ def _entry(m: Message, model: str, index: int, session_id: str) -> dict[str, Any
         return {"type": "user", "message": {"role": "user", "content": [result]}}
     if m.role == "user":
         entry: dict[str, Any] = {"type": "user", "message": {"role": "user", "content": m.content}}
-        if m.meta.get("kind") == "summary":
+        if m.meta.get("kind") == MessageKind.SUMMARY:
             entry["isCompactSummary"] = True
         return entry
     blocks: list[dict[str, Any]] = [{"type": "text", "text": m.content}] if m.content else []

@@ -15,6 +15,7 @@ from agent.events import Event, EventType, Operation, Shutdown, UserInput
 from agent.llm.scripted import Script, ScriptedModel
 from agent.loop import Agent
 from agent.session import Session, open_session
+from agent.tools.families import Family
 
 END = {EventType.TURN_COMPLETE, EventType.SHUTDOWN}
 
@@ -84,6 +85,7 @@ async def start_agent(tmp_path: Path) -> AsyncIterator[Start]:
         resume: str | None = None,
         model: ScriptedModel | None = None,
         overrides: list[str] = (),
+        families: list[Family] | None = None,
         **config: Any,
     ) -> Harness:
         data: dict[str, Any] = dict(config)
@@ -94,7 +96,7 @@ async def start_agent(tmp_path: Path) -> AsyncIterator[Start]:
         ws.mkdir(exist_ok=True)
         model = model or ScriptedModel(script)
         session = await open_session(
-            cfg, workdir=ws, headless=headless, resume=resume, model=model, home=tmp_path / "home"
+            cfg, workdir=ws, headless=headless, resume=resume, model=model, home=tmp_path / "home", families=families
         )
         agent = Agent(session)
         h = Harness(agent, session, model, asyncio.create_task(agent.run()))

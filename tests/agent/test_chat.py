@@ -34,7 +34,7 @@ async def chat(
     session = await open_session(cfg, workdir=tmp_path, headless=False, resume=resume, model=model)
     out = io.StringIO()
     try:
-        code = await Chat(session, Agent(session), ConsoleRenderer(Console(file=out, width=100)), LineReader()).run()
+        code = await Chat(Agent(session), ConsoleRenderer(Console(file=out, width=100)), LineReader()).run()
     finally:
         await session.close()
     return code, out.getvalue(), model

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from agent.cli import build_parser, config_overrides, exit_code, main
+from agent.cli import build_parser, config_overrides, main
 from agent.config import load_config
 from agent.errors import ConfigError
 from agent.llm.scripted import call, say
@@ -110,24 +110,6 @@ def test_set_overrides_merge_and_flags_win() -> None:
 def test_a_malformed_override_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match=r"key\.sub=value"):
         config_overrides(build_parser().parse_args(["-c", "no-equals-sign"]))
-
-
-@pytest.mark.parametrize(
-    ("reason", "code"),
-    [
-        ("done", 0),
-        ("error", 1),
-        ("doom_loop", 1),
-        ("approval_denied", 1),
-        ("max_iterations", 3),
-        ("budget", 3),
-        ("interrupted", 130),
-        ("suspended", 1),
-        (None, 1),
-    ],
-)
-def test_exit_codes(reason: str | None, code: int) -> None:
-    assert exit_code(reason) == code
 
 
 # ---- the command as a subprocess --------------------------------------------------------------

@@ -18,7 +18,7 @@ from agent.context import (
 )
 from agent.errors import CompactionError, ConfigError, LLMError
 from agent.llm.scripted import ScriptedModel, Turn, estimate_tokens
-from agent.messages import Message, ToolCall, Usage
+from agent.messages import Message, MessageKind, ToolCall, Usage
 from agent.prompts import render
 
 # ---- bound_output --------------------------------------------------------------------------------
@@ -291,7 +291,7 @@ def test_undo_drops_the_last_user_input_and_after() -> None:
         *_history(2),
         Message.user("and push it"),
         *_exchange(5),
-        Message.user("stop", kind="guard"),
+        Message.user("stop", kind=MessageKind.DOOM_GUARD),
         Message("assistant", "ok"),
     ]
     undone, removed = undo_last_turn(msgs)
@@ -302,7 +302,7 @@ def test_undo_skips_injected_messages() -> None:
     msgs = [
         *_history(1),
         Message.user(f"{SUMMARY_PREFIX} x", kind="summary"),
-        Message.user("n", kind="note"),
+        Message.user("n", kind=MessageKind.DOOM_GUARD),
         *_exchange(3),
     ]
     undone, removed = undo_last_turn(msgs)

@@ -12,6 +12,7 @@ from agent.events import Approval, Compact, EventType, Interrupt, Undo, UserInpu
 from agent.llm.scripted import ScriptedModel, Turn, call, calls, say
 from agent.messages import Message
 from agent.tools.base import Effect, ToolContext, tool
+from agent.trace import read_trace
 
 
 @tool(effects=[Effect.PUBLISH, Effect.NETWORK])
@@ -161,11 +162,12 @@ async def test_headless_policy_denies_publish_unless_yolo(start_agent):
     assert y.session.tool_state["published"] == ["me/model"]
 
 
-async def test_approval_for_an_unknown_call_is_an_error_event_not_a_crash(start_agent):
+async def test_an_approval_for_a_call_not_waiting_is_a_quiet_typed_event(start_agent):
     h = await start_agent(["fine"])
     h.submit(Approval("nope", approved=True))
-    err = await h.until(EventType.ERROR)
-    assert "no call 'nope'" in err.data["message"]
+    ignored = await h.until(EventType.APPROVAL_IGNORED)
+    assert ignored.data == {"call_id": "nope", "waiting": []}
+    assert not h.of(EventType.ERROR)
     assert (await h.turn("still alive?")).data["final"] == "fine"
 
 
@@ -372,3 +374,20 @@ async def test_a_secret_split_across_stream_chunks_is_redacted(start_agent, monk
     streamed = "".join(e.data["text"] for e in h.of(EventType.ASSISTANT_CHUNK))
     assert streamed == "The token is [REDACTED] and that is all."
     assert "ZZZZZ" not in json.dumps([e.to_dict() for e in h.events])
+
+
+async def test_who_decided_each_call_is_recorded(start_agent):
+    h = await start_agent([call("bash", command="echo a"), call("bash", command="echo b"), say("ok")], headless=False)
+    h.submit(UserInput("two commands"))
+    first = await h.until(EventType.APPROVAL_REQUIRED)
+    h.submit(Approval(first.data["call_id"], approved=True, approver="octocat"))
+    second = await h.until(EventType.APPROVAL_REQUIRED)
+    h.submit(Approval(second.data["call_id"], approved=False, feedback="enough", approver="hubot"))
+    await h.until(EventType.TURN_COMPLETE)
+    decided = [(e.data["state"], e.data["by"]) for e in h.of(EventType.TOOL_STATE_CHANGE) if "by" in e.data]
+    assert decided == [("approved", "octocat"), ("denied", "hubot")]
+    trace = read_trace(h.session.dir)
+    assert [e.data.get("by") for e in trace.events if e.type is EventType.TOOL_STATE_CHANGE and "by" in e.data] == [
+        "octocat",
+        "hubot",
+    ]

@@ -10,9 +10,11 @@ import respx
 
 from agent.config import load_config
 from agent.errors import ConfigError, SessionError
-from agent.events import EventType
-from agent.llm.scripted import ScriptedModel, say
+from agent.events import Approval, EventType, UserInput
+from agent.llm.scripted import ScriptedModel, call, say
 from agent.session import open_session
+from agent.tools.base import Effect, ToolContext, tool
+from agent.tools.families import Family
 
 HUB = "https://hub.test"
 
@@ -122,3 +124,48 @@ async def test_the_model_key_is_redacted_and_kept_out_of_subprocesses(tmp_path, 
     await s.close()
     assert "ODDLY_NAMED" not in s.env
     assert s.redactor.redact(f"the key is {key}") == "the key is [REDACTED]"
+
+
+@tool(effects=[Effect.SPEND], estimate_cost=lambda args: 3.0)
+async def train(ctx: ToolContext, steps: int) -> str:
+    """Train on rented hardware (tests only).
+
+    Args:
+        steps: Training steps.
+    """
+    return f"trained {steps} steps"
+
+
+async def test_resume_keeps_always_grants_and_tool_spend(start_agent):
+    paid = [Family("paid", (train,))]
+    h = await start_agent([call("train", steps=1), say("trained")], headless=False, families=paid, budget_usd=5)
+    h.submit(UserInput("train"))
+    ask = await h.until(EventType.APPROVAL_REQUIRED)
+    h.submit(Approval(ask.data["call_id"], approved=True, always=True, approver="octocat"))
+    await h.until(EventType.TURN_COMPLETE)
+    await h.close()
+
+    script = [call("train", steps=2), say("stopped")]
+    h2 = await start_agent(
+        None, model=ScriptedModel(script), headless=False, families=paid, budget_usd=5, resume=h.session.id
+    )
+    assert h2.session.budget.tools_usd == 3.0 and "train" in h2.session.policy.always
+    await h2.turn("train again")  # always granted, but $3 more does not fit the $2 left: denied without asking
+    assert not h2.of(EventType.APPROVAL_REQUIRED)
+    denied = [e for e in h2.of(EventType.TOOL_STATE_CHANGE) if e.data["state"] == "denied"]
+    assert len(denied) == 1 and "budget" in h2.of(EventType.TOOL_OUTPUT)[-1].data["output"]
+
+
+async def test_a_headless_resume_does_not_run_a_call_that_waited_for_a_person(start_agent):
+    h = await start_agent([call("bash", command="echo ran > ran.txt")], headless=False)
+    h.submit(UserInput("do it"))
+    await h.until(EventType.APPROVAL_REQUIRED)
+    await h.close()  # the person never answered
+
+    h2 = await start_agent(None, model=ScriptedModel([say("it needs approval")]), headless=True, resume=h.session.id)
+    await h2.until(EventType.TURN_COMPLETE)
+    assert not (h2.session.workdir / "ran.txt").exists()
+    decided = [e.data for e in h2.of(EventType.TOOL_STATE_CHANGE) if e.data["state"] == "denied"]
+    assert decided[0]["by"] == "headless resume"
+    told = h2.model.requests[0][-1]
+    assert told.role == "tool" and "waiting for a person's approval" in told.content

@@ -132,7 +132,7 @@ def test_pending_approvals_and_unanswered_calls(tmp_path: Path) -> None:
     assert state.unanswered_calls == calls[1:]
 
 
-@pytest.mark.parametrize("state", ["approved", "denied", "cancelled", "done", "failed"])
+@pytest.mark.parametrize("state", ["approved", "denied", "done", "failed"])
 def test_settled_states_clear_an_approval(tmp_path: Path, state: str) -> None:
     path = _trace(tmp_path, "s1")
     with TraceWriter(path) as w:
