@@ -18,6 +18,8 @@ from agent.reader import LineReader
 from agent.session import open_session
 from agent.ui import ConsoleRenderer
 
+pytestmark = pytest.mark.slow  # real processes: `pytest -m "not slow"` skips them for a quick loop
+
 
 async def chat(
     tmp_path: Path,

@@ -21,6 +21,8 @@ from agent.errors import ConfigError
 from agent.llm.scripted import call, say
 from agent.llm.server import ScriptedServer
 
+pytestmark = pytest.mark.slow  # real processes: `pytest -m "not slow"` skips them for a quick loop
+
 
 def cli_env(tmp_path: Path) -> dict[str, str]:
     """A subprocess environment with an empty data home, no user config and no real credentials."""

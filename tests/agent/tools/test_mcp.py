@@ -20,6 +20,8 @@ from agent.config import MCPServerConfig
 from agent.tools.base import Effect, Tool, ToolContext
 from agent.tools.mcp import MCPTools, _description
 
+pytestmark = pytest.mark.slow  # real processes: `pytest -m "not slow"` skips them for a quick loop
+
 SERVER = Path(__file__).parent / "mcp_servers" / "toolbox_server.py"
 PNG_BYTES = 66
 
