@@ -7,7 +7,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,12 +16,13 @@ from agent.context import bound_output
 from agent.errors import ToolError
 from agent.events import Approval, EventType, ToolEvent, ToolState, tool_event_data
 from agent.messages import Message, ToolCall
+from agent.payloads import ToolCallData, ToolOutput, ToolStateChange
 from agent.session import Session
 from agent.tools.base import Tool, ToolResult
 
 logger = logging.getLogger(__name__)
 
-Emit = Callable[[EventType, dict[str, Any]], object]
+Emit = Callable[[EventType, Mapping[str, Any]], object]
 AskHuman = Callable[[ToolCall, Tool, dict[str, Any], str, float | None], Awaitable[Approval]]
 
 
@@ -77,12 +78,12 @@ class Executor:
             summary = p.tool.describe_call(p.args) if p.tool and p.args is not None else p.call.name
             self.emit(
                 EventType.TOOL_CALL,
-                {
-                    "call_id": p.call.id,
-                    "name": p.call.name,
-                    "arguments": p.args if p.args is not None else p.call.arguments,
-                    "summary": summary,
-                },
+                ToolCallData(
+                    call_id=p.call.id,
+                    name=p.call.name,
+                    arguments=p.args if p.args is not None else p.call.arguments,
+                    summary=summary,
+                ),
             )
         await asyncio.gather(*(self._approve(p) for p in prepared))
         batch: list[Prepared] = []
@@ -149,7 +150,8 @@ class Executor:
     def _state(self, p: Prepared, state: ToolState, **decision: Any) -> None:
         """Say where a call is; a decision records who made it (`by`), an "always" grant and the estimated cost,
         so that a resumed session keeps them."""
-        self.emit(EventType.TOOL_STATE_CHANGE, {"call_id": p.call.id, "name": p.call.name, "state": state, **decision})
+        change = ToolStateChange(call_id=p.call.id, name=p.call.name, state=state)
+        self.emit(EventType.TOOL_STATE_CHANGE, {**change, **decision})
 
     def _tool_emit(self, event: ToolEvent) -> None:
         self.emit(event.type, tool_event_data(event))
@@ -162,16 +164,16 @@ class Executor:
         session.add(Message.tool(p.call, shown, **({"error": True} if result.is_error else {})))
         self.emit(
             EventType.TOOL_OUTPUT,
-            {
-                "call_id": p.call.id,
-                "name": p.call.name,
-                "output": shown,
-                "is_error": result.is_error,
-                "truncated": spill is not None,
-                "spill_path": str(spill) if spill else None,
-                "duration_s": round(seconds, 3),
-                "data": result.data,
-            },
+            ToolOutput(
+                call_id=p.call.id,
+                name=p.call.name,
+                output=shown,
+                is_error=result.is_error,
+                truncated=spill is not None,
+                spill_path=str(spill) if spill else None,
+                duration_s=round(seconds, 3),
+                data=result.data,
+            ),
         )
         if p.result is None:  # it ran (calls answered without running already have their final state)
             self._state(p, ToolState.FAILED if result.is_error else ToolState.DONE)

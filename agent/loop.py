@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +28,20 @@ from agent.events import (
 from agent.execute import Executor
 from agent.llm.tokens import estimate_tokens
 from agent.messages import Message, ModelResponse, ToolCall, Usage
+from agent.payloads import (
+    ApprovalIgnored,
+    ApprovalRequired,
+    AssistantMessage,
+    Compacted,
+    DoomLoopData,
+    Error,
+    LimitReached,
+    Ready,
+    Text,
+    TurnComplete,
+    UndoComplete,
+    UsageData,
+)
 from agent.redact import StreamRedactor
 from agent.session import Session
 from agent.tools.base import Tool
@@ -75,8 +89,10 @@ class Agent:
             if event.type is EventType.SHUTDOWN:
                 return
 
-    def emit(self, kind: EventType, data: dict[str, Any]) -> Event:
-        event = self.session.record(Event(kind, data))
+    def emit(self, kind: EventType, data: Mapping[str, Any]) -> Event:
+        """Record an event (numbered, redacted, traced) and hand it to the front end; `data` is its payload
+        (`agent.payloads`)."""
+        event = self.session.record(Event(kind, dict(data)))
         self._events.put_nowait(event)
         return event
 
@@ -119,14 +135,14 @@ class Agent:
         s = self.session
         self.emit(
             EventType.READY,
-            {
-                "session_id": s.id,
-                "model": s.model.name,
-                "tools": s.toolbox.names(),
-                "resumed": s.resumed,
-                "workdir": str(s.workdir),
-                "mcp_failures": s.mcp_failures,
-            },
+            Ready(
+                session_id=s.id,
+                model=s.model.name,
+                tools=s.toolbox.names(),
+                resumed=s.resumed,
+                workdir=str(s.workdir),
+                mcp_failures=s.mcp_failures,
+            ),
         )
         self._resume_pending()
         try:
@@ -155,7 +171,7 @@ class Agent:
             messages, removed = undo_last_turn(s.messages)
             s.replace_history(messages)
             self._known = (0, 0)
-            self.emit(EventType.UNDO_COMPLETE, {"removed": removed})
+            self.emit(EventType.UNDO_COMPLETE, UndoComplete(removed=removed))
 
     async def _next_op(self) -> Operation:
         while True:
@@ -201,22 +217,19 @@ class Agent:
             logger.exception("turn failed")
             self.emit(
                 EventType.ERROR,
-                {
-                    "message": f"internal error: {type(e).__name__}: {e}",
-                    "kind": "internal",
-                    "hint": "this is a bug in ML Intern; the trace has the details",
-                },
+                Error(
+                    message=f"internal error: {type(e).__name__}: {e}",
+                    kind="internal",
+                    hint="this is a bug in ML Intern; the trace has the details",
+                ),
             )
             reason, final = StopReason.ERROR, str(e)
         if turn:
             self.emit(
                 EventType.TURN_COMPLETE,
-                {
-                    "stop_reason": reason,
-                    "final": final,
-                    "iterations": iterations,
-                    "usage": self.session.usage.to_dict(),
-                },
+                TurnComplete(
+                    stop_reason=reason, final=final, iterations=iterations, usage=self.session.usage.to_dict()
+                ),
             )
 
     # ---- a turn -------------------------------------------------------------------------------
@@ -235,7 +248,7 @@ class Agent:
                 message = s.add(response.message)
                 self.emit(
                     EventType.ASSISTANT_MESSAGE,
-                    {"text": message.content, "tool_calls": [c.to_dict() for c in message.tool_calls]},
+                    AssistantMessage(text=message.content, tool_calls=[c.to_dict() for c in message.tool_calls]),
                 )
                 if not message.tool_calls:
                     return StopReason.DONE, message.content, t.iterations
@@ -248,14 +261,14 @@ class Agent:
         s = self.session
         if s.budget.exhausted:
             spent, limit = s.budget.spent, s.budget.limit_usd
-            self.emit(EventType.LIMIT_REACHED, {"limit": "budget", "value": limit, "spent": round(spent, 4)})
+            self.emit(EventType.LIMIT_REACHED, LimitReached(limit="budget", value=limit, spent=round(spent, 4)))
             raise _Stop(
                 StopReason.BUDGET,
                 f"Stopped: the budget of ${limit:.2f} is spent (${spent:.2f}). Raise --budget to continue.",
             )
         if t.iterations >= s.config.max_iterations:
             n = s.config.max_iterations
-            self.emit(EventType.LIMIT_REACHED, {"limit": "max_iterations", "value": n})
+            self.emit(EventType.LIMIT_REACHED, LimitReached(limit="max_iterations", value=n))
             raise _Stop(
                 StopReason.MAX_ITERATIONS,
                 f"Stopped after {n} model calls (max_iterations) before the task was "
@@ -266,7 +279,7 @@ class Agent:
         s = self.session
         if t.guard is not None and any(t.guard.matches(c) for c in calls):
             s.replace_history(close_dangling_tool_calls(s.messages))
-            self.emit(EventType.DOOM_LOOP, {"description": t.guard.description, "stopped": True})
+            self.emit(EventType.DOOM_LOOP, DoomLoopData(description=t.guard.description, stopped=True))
             raise _Stop(
                 StopReason.DOOM_LOOP,
                 f"Stopped: the agent kept repeating itself after a warning ({t.guard.description}).",
@@ -276,11 +289,11 @@ class Agent:
         if found is None:
             return
         if t.guard is not None:
-            self.emit(EventType.DOOM_LOOP, {"description": found.description, "stopped": True})
+            self.emit(EventType.DOOM_LOOP, DoomLoopData(description=found.description, stopped=True))
             raise _Stop(StopReason.DOOM_LOOP, f"Stopped: the agent kept repeating itself ({found.description}).")
         t.guard = found
         s.add(Message.user(found.guard_message(), kind=GUARD_KIND))
-        self.emit(EventType.DOOM_LOOP, {"description": found.description, "stopped": False})
+        self.emit(EventType.DOOM_LOOP, DoomLoopData(description=found.description, stopped=False))
 
     async def _call_model(self) -> ModelResponse:
         s, streamed = self.session, False
@@ -291,7 +304,7 @@ class Agent:
             nonlocal streamed
             streamed = True
             if text := clean.feed(delta):
-                self.emit(EventType.ASSISTANT_CHUNK, {"text": text})
+                self.emit(EventType.ASSISTANT_CHUNK, Text(text=text))
 
         async def on_retry(info: dict[str, Any]) -> None:
             nonlocal streamed
@@ -313,19 +326,19 @@ class Agent:
                 await self._compact(force=True, overflow=True)
         if streamed:
             if text := clean.flush():
-                self.emit(EventType.ASSISTANT_CHUNK, {"text": text})
+                self.emit(EventType.ASSISTANT_CHUNK, Text(text=text))
             self.emit(EventType.ASSISTANT_STREAM_END, {})
         s.usage = s.usage + response.usage
         s.budget.model_usd += response.usage.cost_usd
         self._known = (response.usage.prompt_tokens + response.usage.completion_tokens, len(s.messages) + 1)
         self.emit(
             EventType.USAGE,
-            {
-                "call": response.usage.to_dict(),
-                "total": s.usage.to_dict(),
-                "context_tokens": response.usage.prompt_tokens,
-                "context_window": self._window(),
-            },
+            UsageData(
+                call=response.usage.to_dict(),
+                total=s.usage.to_dict(),
+                context_tokens=response.usage.prompt_tokens,
+                context_window=self._window(),
+            ),
         )
         return response
 
@@ -361,13 +374,13 @@ class Agent:
         self._known = (done.after_tokens, len(done.messages))
         self.emit(
             EventType.COMPACTED,
-            {
-                "before_tokens": done.before_tokens,
-                "after_tokens": done.after_tokens,
-                "removed": done.removed,
-                "forced": force,
-                "usage": done.usage.to_dict(),
-            },
+            Compacted(
+                before_tokens=done.before_tokens,
+                after_tokens=done.after_tokens,
+                removed=done.removed,
+                forced=force,
+                usage=done.usage.to_dict(),
+            ),
         )
 
     # ---- approvals ----------------------------------------------------------------------------
@@ -377,15 +390,15 @@ class Agent:
         self._waiting[call.id] = future
         self.emit(
             EventType.APPROVAL_REQUIRED,
-            {
-                "call_id": call.id,
-                "name": tool.name,
-                "summary": tool.describe_call(args),
-                "reason": reason,
-                "effects": sorted(str(e) for e in tool.effects),
-                "arguments": args,
-                "cost_usd": cost,
-            },
+            ApprovalRequired(
+                call_id=call.id,
+                name=tool.name,
+                summary=tool.describe_call(args),
+                reason=reason,
+                effects=sorted(str(e) for e in tool.effects),
+                arguments=args,
+                cost_usd=cost,
+            ),
         )
         self._expected.discard(call.id)
         if (early := self._early.pop(call.id, None)) is not None:
@@ -412,7 +425,7 @@ class Agent:
             self._early[op.call_id] = op
         else:  # answered already, or never asked (a stale `/approve` in a thread): nothing to do
             waiting = sorted(self._waiting)
-            self.emit(EventType.APPROVAL_IGNORED, {"call_id": op.call_id, "waiting": waiting})
+            self.emit(EventType.APPROVAL_IGNORED, ApprovalIgnored(call_id=op.call_id, waiting=waiting))
 
     def _resume_pending(self) -> None:
         """A restarted session continues the turn that was waiting for approvals or cut by a crash."""
@@ -442,7 +455,7 @@ class Agent:
                 self._ops.put_nowait(op)
 
 
-def _error_data(e: AgentError) -> dict[str, Any]:
+def _error_data(e: AgentError) -> Error:
     if isinstance(e, LLMError):
-        return {"message": str(e.args[0]) if e.args else str(e), "kind": e.kind, "hint": e.hint}
-    return {"message": str(e), "kind": type(e).__name__, "hint": ""}
+        return Error(message=str(e.args[0]) if e.args else str(e), kind=e.kind, hint=e.hint)
+    return Error(message=str(e), kind=type(e).__name__, hint="")
