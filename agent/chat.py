@@ -253,13 +253,13 @@ class Chat:
             self.ui.info(f"budget: ${budget.spent:.4f} of ${budget.limit_usd:.2f} spent")
 
     def _cmd_sessions(self, _: str) -> None:
-        show_sessions(self.ui, self.agent.session_id)
+        show_sessions(self.ui, self.agent.session_id, self.agent.session.dir.parent.parent)
 
 
-def show_sessions(ui: ConsoleRenderer, current: str = "") -> None:
+def show_sessions(ui: ConsoleRenderer, current: str = "", home: Path | None = None) -> None:
     from agent.trace import list_sessions
 
-    sessions = list_sessions()
+    sessions = list_sessions(home)
     if not sessions:
         ui.info("no saved sessions yet")
         return

@@ -8,7 +8,7 @@ import contextlib
 import logging
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -106,14 +106,17 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.json and args.prompt is None:
         return _usage_error('--json needs a prompt: ml-intern --json "your task"')
-    _setup_logging(args.verbose)
+    from agent.env import EnvSnapshot
+
+    args.env = EnvSnapshot.capture()  # the one read of the environment: config, logs and the session use it
+    _setup_logging(args.verbose, args.env)
     from agent.config import load_config
     from agent.errors import AgentError, AuthError, ConfigError, SessionError
 
     try:
         if args.list_sessions:
-            return _list_sessions()
-        config = load_config(args.config, config_overrides(args))
+            return _list_sessions(args.env)
+        config = load_config(args.config, config_overrides(args), env=args.env)
         if not args.workdir.is_dir():
             raise ConfigError(f"--workdir {args.workdir} is not a folder")
         if args.prompt is None:
@@ -145,7 +148,7 @@ def _fatal(error: Exception, code: int) -> int:
     return code
 
 
-def _setup_logging(verbose: bool) -> None:
+def _setup_logging(verbose: bool, env: Mapping[str, str]) -> None:
     """Warnings (everything with -v) to stderr, unless the program embedding us configured logging already."""
     if logging.getLogger().handlers:
         return
@@ -155,20 +158,21 @@ def _setup_logging(verbose: bool) -> None:
     from agent.redact import RedactingFilter, Redactor
 
     handler = RichHandler(console=Console(stderr=True), show_path=False, show_time=verbose)
-    handler.addFilter(RedactingFilter(Redactor.from_env(os.environ)))  # tracebacks and library logs included
+    handler.addFilter(RedactingFilter(Redactor.from_env(env)))  # tracebacks and library logs included
     logging.basicConfig(level=logging.WARNING, format="%(message)s", handlers=[handler])
     logging.getLogger("agent").setLevel(logging.DEBUG if verbose else logging.WARNING)
     if not verbose:  # model retries and failures already arrive as retry and error events
         logging.getLogger("agent.llm").setLevel(logging.ERROR)
 
 
-def _list_sessions() -> int:
+def _list_sessions(env: Mapping[str, str]) -> int:
     from rich.console import Console
 
     from agent.chat import show_sessions
+    from agent.trace import data_home
     from agent.ui import ConsoleRenderer
 
-    show_sessions(ConsoleRenderer(Console()))
+    show_sessions(ConsoleRenderer(Console()), home=data_home(env))
     return OK
 
 
@@ -179,7 +183,9 @@ async def start(args: argparse.Namespace, config: AgentConfig, *, headless: bool
     from agent.loop import Agent
     from agent.session import open_session
 
-    session = await open_session(config, workdir=args.workdir, headless=headless, resume=args.resume)
+    session = await open_session(
+        config, workdir=args.workdir, headless=headless, resume=args.resume, env=getattr(args, "env", None)
+    )
     return session, Agent(session)
 
 
@@ -213,7 +219,6 @@ async def _headless(args: argparse.Namespace, config: AgentConfig) -> int:
 
 def _silence_stdout() -> None:
     """Point stdout at /dev/null so the interpreter's final flush does not raise BrokenPipeError again."""
-    import os
 
     with contextlib.suppress(OSError, ValueError):
         devnull = os.open(os.devnull, os.O_WRONLY)

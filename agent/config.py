@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -117,9 +118,9 @@ class AgentConfig(_Strict):
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
-def substitute_env(value: Any, env: dict[str, str] | None = None, where: str = "") -> Any:
+def substitute_env(value: Any, env: Mapping[str, str] | None = None, where: str = "") -> Any:
     """Replace ${VAR} and ${VAR:-default} in every string of a nested structure."""
-    env = os.environ if env is None else env  # type: ignore[assignment]
+    env = os.environ if env is None else env
     if isinstance(value, dict):
         return {k: substitute_env(v, env, f"{where}.{k}" if where else str(k)) for k, v in value.items()}
     if isinstance(value, list):
@@ -129,8 +130,8 @@ def substitute_env(value: Any, env: dict[str, str] | None = None, where: str = "
 
     def repl(m: re.Match[str]) -> str:
         name, default = m.group(1), m.group(2)
-        if name in env:  # type: ignore[operator]
-            return env[name]  # type: ignore[index]
+        if name in env:
+            return env[name]
         if default is not None:
             return default
         raise ConfigError(f"{where}: environment variable {name} is not set; export it or write ${{{name}:-default}}")
@@ -164,10 +165,10 @@ def packaged_config_dir() -> Path:
     raise ConfigError("the packaged configs/default.yaml is missing; reinstall ml-intern")
 
 
-def user_config_path() -> Path:
-    env = os.environ.get("ML_INTERN_CONFIG")
-    if env:
-        return Path(env)
+def user_config_path(env: Mapping[str, str] | None = None) -> Path:
+    given = (os.environ if env is None else env).get("ML_INTERN_CONFIG")
+    if given:
+        return Path(given)
     from platformdirs import user_config_dir
 
     return Path(user_config_dir("ml-intern")) / "config.yaml"
@@ -186,11 +187,16 @@ def read_yaml(path: Path) -> dict[str, Any]:
 
 
 def load_config(
-    path: Path | None = None, overrides: dict[str, Any] | None = None, *, use_user_file: bool = True
+    path: Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    *,
+    use_user_file: bool = True,
+    env: Mapping[str, str] | None = None,
 ) -> AgentConfig:
-    """Merge default ← user file (or `path`) ← overrides, substitute ${ENV}, validate."""
+    """Merge default ← user file (or `path`) ← overrides, substitute ${ENV} from `env` (default: the process
+    environment), validate."""
     data = read_yaml(packaged_config_dir() / "default.yaml")
-    layer = path if path is not None else (user_config_path() if use_user_file else None)
+    layer = path if path is not None else (user_config_path(env) if use_user_file else None)
     if layer is not None:
         if path is None and not layer.exists():
             layer = None
@@ -200,7 +206,7 @@ def load_config(
         data = deep_merge(data, read_yaml(layer))
     if overrides:
         data = deep_merge(data, overrides)
-    data = substitute_env(data)
+    data = substitute_env(data, env)
     try:
         return AgentConfig.model_validate(data)
     except ValidationError as e:

@@ -120,8 +120,13 @@ def _upload(session: Session) -> str | None:
     from agent.trace_upload import upload_trace
 
     try:
-        endpoint = session.snapshot.get("HF_ENDPOINT")
-        url = upload_trace(session.dir / "trace.jsonl", session.config.traces, endpoint=endpoint)
+        url = upload_trace(
+            session.dir / "trace.jsonl",
+            session.config.traces,
+            token=session.snapshot.first("HF_TOKEN"),
+            endpoint=session.snapshot.get("HF_ENDPOINT"),
+            redactor=session.redactor,
+        )
     except AgentError as e:
         logger.warning("the session trace was not uploaded: %s", e)
         return None
@@ -177,7 +182,7 @@ async def open_session(
     workdir = workdir.resolve()
     if not workdir.is_dir():
         raise ConfigError(f"workdir {workdir} is not a folder; create it or pass --workdir")
-    home = home or data_home()
+    home = home or data_home(env)
     state: TraceState | None = None
     if resume:
         trace_path = find_session(resume, home)

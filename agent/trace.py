@@ -41,11 +41,12 @@ SETTLED_STATES = frozenset({ToolState.APPROVED, ToolState.DENIED, ToolState.DONE
 _EVENT_TYPES = frozenset(str(t) for t in EventType)
 
 
-def data_home() -> Path:
-    """Where ML Intern keeps its data: $ML_INTERN_HOME, else the platform's user data folder."""
-    env = os.environ.get("ML_INTERN_HOME")
-    if env:
-        return Path(env).expanduser()
+def data_home(env: Mapping[str, str] | None = None) -> Path:
+    """Where ML Intern keeps its data: $ML_INTERN_HOME (from `env`, default the process environment), else the
+    platform's user data folder."""
+    home = (os.environ if env is None else env).get("ML_INTERN_HOME")
+    if home:
+        return Path(home).expanduser()
     from platformdirs import user_data_dir
 
     return Path(user_data_dir("ml-intern"))

@@ -109,14 +109,14 @@ def upload_trace(
     token: str | None = None,
     api: Any = None,
     endpoint: str | None = None,
+    redactor: Redactor | None = None,
 ) -> str:
     """Upload one session to `cfg.repo` (default `<hf user>/ml-intern-traces`) and return the file's URL.
 
     The dataset is created (private unless `cfg.private` is false) when missing; the session is
     written to `sessions/<session id>.jsonl` in one commit, replacing an earlier upload of it.
-    `token` defaults to $HF_TOKEN.
+    `token` is the session's HF token; `redactor` the session's (by default one for the process environment).
     """
-    token = token or os.environ.get("HF_TOKEN")
     if not token:
         raise ConfigError(
             "trace upload needs a Hugging Face token with write access: set HF_TOKEN, "
@@ -130,7 +130,7 @@ def upload_trace(
 
     state = read_trace(trace_path)
     session_id = str(state.meta.get("id") or trace_path.parent.name)
-    lines = to_viewer_jsonl(state, session_id)
+    lines = to_viewer_jsonl(state, session_id, redactor)
     data = "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines).encode()
     path_in_repo = f"sessions/{session_id}.jsonl"
     try:

@@ -127,7 +127,7 @@ def test_upload_creates_a_private_dataset_and_commits_the_redacted_session(tmp_p
     _write_session(path, hf_token)
     with respx.mock(base_url=HUB, assert_all_called=True, assert_all_mocked=True) as hub:
         routes = _hub_routes(hub)
-        url = upload_trace(path, TraceUploadConfig(enabled=True), endpoint=HUB)
+        url = upload_trace(path, TraceUploadConfig(enabled=True), token=hf_token, endpoint=HUB)
 
     assert url == f"{HUB}/datasets/{DATASET}/blob/main/sessions/{SESSION}.jsonl"
     create = routes["create"].calls.last.request
@@ -171,4 +171,4 @@ def test_rejected_token_is_a_config_error(tmp_path: Path, hf_token: str) -> None
     with respx.mock(base_url=HUB, assert_all_mocked=True) as hub:
         hub.get("/api/whoami-v2").respond(401, json={"error": "Invalid credentials in Authorization header"})
         with pytest.raises(ConfigError, match=r"HTTP 401.*write access"):
-            upload_trace(path, TraceUploadConfig(enabled=True), endpoint=HUB)
+            upload_trace(path, TraceUploadConfig(enabled=True), token=hf_token, endpoint=HUB)
