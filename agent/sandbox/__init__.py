@@ -44,7 +44,7 @@ def _bubblewrap(config: SandboxConfig, workdir: Path) -> tuple[BubblewrapSandbox
     if workdir == home or workdir in home.parents:
         return (
             None,
-            f"the workspace {workdir} contains your home folder, which the sandbox hides; work in a project folder",
+            f"the workspace {workdir} holds your home folder, which the sandbox hides; use a project folder",
         )
     extra = [Path(p).expanduser().resolve() for p in config.read_only]
     missing = [str(p) for p in extra if not p.exists()]

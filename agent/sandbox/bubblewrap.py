@@ -33,10 +33,7 @@ _ETC = (
 )  # fmt: skip
 """The parts of /etc programs need (libraries, DNS, TLS roots, users); the rest (shadow, keys, the
 machine's own credentials and config) stays hidden."""
-_LIMITS = (
-    'ulimit -S -H -v "$1" && ulimit -S -H -u "$2" && ulimit -S -H -f "$3" '
-    '|| { echo "ml-intern: could not set the sandbox limits" >&2; exit 125; }; exec bash -c "$4"'
-)
+_LIMIT_FAILED = '{ echo "ml-intern: could not set the sandbox limits" >&2; exit 125; }'
 
 
 def find_bwrap() -> str | None:
@@ -52,11 +49,11 @@ class Limits:
     processes: int | None = 512
     file_size_mb: int | None = 10240
 
-    def ulimit_args(self) -> list[str]:
-        def value(n: int | None, scale: int) -> str:
-            return "unlimited" if n is None else str(n * scale)
-
-        return [value(self.memory_mb, 1024), value(self.processes, 1), value(self.file_size_mb, 1024)]
+    def script(self) -> str:
+        """A bash script that sets the limits (soft and hard: the command cannot raise them) and execs `$1`."""
+        sets = [("v", self.memory_mb, 1024), ("u", self.processes, 1), ("f", self.file_size_mb, 1024)]
+        steps = [f"ulimit -S -H -{flag} {n * scale}" for flag, n, scale in sets if n is not None]
+        return (f"{' && '.join(steps)} || {_LIMIT_FAILED}; " if steps else "") + 'exec bash -c "$1"'
 
 
 @dataclass
@@ -96,7 +93,7 @@ class BubblewrapSandbox:
         args += ["--remount-ro", "/", "--chdir", str(cwd), "--clearenv"]
         for key, value in sorted(_command_env(env).items()):
             args += ["--setenv", key, value]
-        return [*args, "--", "bash", "-c", _LIMITS, "ml-intern-sandbox", *self.limits.ulimit_args(), command]
+        return [*args, "--", "bash", "-c", self.limits.script(), "ml-intern-sandbox", command]
 
     async def run(
         self, command: str, *, cwd: Path, env: Mapping[str, str], seconds: float, on_output: OnOutput

@@ -7,6 +7,7 @@ import contextlib
 import itertools
 import logging
 import os
+import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,8 +74,12 @@ def _read(path: str) -> str:
 
 
 async def _remove(folder: Path) -> None:
-    """Remove a child cgroup once its processes are gone (a killed sandbox takes a moment to disappear)."""
+    """Kill what is left in a child cgroup (nothing, normally: the sandbox's PID namespace ends with it), and
+    remove it once its processes are gone."""
     for _ in range(100):
+        for pid in _read(str(folder / "cgroup.procs")).split():
+            with contextlib.suppress(OSError):
+                os.kill(int(pid), signal.SIGKILL)
         try:
             folder.rmdir()
             return
