@@ -182,6 +182,7 @@ async def open_session(
     workdir = workdir.resolve()
     if not workdir.is_dir():
         raise ConfigError(f"workdir {workdir} is not a folder; create it or pass --workdir")
+    sandbox = sandbox or open_sandbox(config.sandbox, workdir=workdir, headless=headless)
     home = home or data_home()
     state: TraceState | None = None
     if resume:
@@ -198,7 +199,6 @@ async def open_session(
     folder = home / "sessions" / session_id
     folder.mkdir(parents=True, exist_ok=True)
     model = model or build_model(config)  # a missing key fails here, before anything is held
-    sandbox = sandbox or open_sandbox(config.sandbox, workdir=workdir, headless=headless)
     lock = _lock_session(folder, session_id)
     redactor = Redactor.from_env(env)
     session = Session(
