@@ -102,7 +102,8 @@ class BubblewrapSandbox:
         if self.cgroup is None:
             return await run_process(argv, cwd=cwd, env=BWRAP_ENV, seconds=seconds, on_output=on_output)
         async with self.cgroup.child() as procs:
-            argv = ["/bin/sh", "-c", 'echo $$ > "$0" && exec "$@"', str(procs), *argv]
+            join = 'echo $$ > "$0" && exec env -i "PATH=$PATH" "$@"'  # env -i: the shell added PWD
+            argv = ["/bin/sh", "-c", join, str(procs), *argv]
             return await run_process(argv, cwd=cwd, env=BWRAP_ENV, seconds=seconds, on_output=on_output)
 
     def probe(self) -> str | None:
