@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import shutil
 import socket
+import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -293,3 +296,30 @@ def test_a_missing_read_only_folder_is_a_config_error(ws: Path) -> None:
         pytest.skip("bubblewrap is not installed")
     with pytest.raises(ConfigError, match=r"sandbox.read_only: .*no-such-folder does not exist"):
         open_sandbox(SandboxConfig(mode="bubblewrap", read_only=["/no-such-folder"]), workdir=ws, headless=True)
+
+
+@needs_bwrap
+@pytest.mark.skipif(os.getuid() != 0, reason="needs root to act as another user (as a user, the tests above run so)")
+def test_for_a_user_the_process_bound_counts_the_sandbox_alone() -> None:
+    """RLIMIT_NPROC is counted per user namespace: a user's own processes elsewhere do not use up the sandbox's."""
+    from agent.sandbox.bubblewrap import Limits
+
+    ws = Path(tempfile.mkdtemp(prefix="ml-intern-nproc-"))  # pytest's folders are closed to other users
+    ws.chmod(0o777)
+    (ws / "forks.py").write_text(_FORKS)
+    as_user: dict[str, Any] = {"user": 65534, "group": 65534, "extra_groups": [], "cwd": "/"}
+    elsewhere = [subprocess.Popen(["sleep", "60"], **as_user) for _ in range(24)]  # more than the bound
+    try:
+        box = BubblewrapSandbox(ws, str(find_bwrap()), limits=Limits(processes=16))
+        argv = box.argv("python3 forks.py", ws, {"PATH": "/usr/bin:/bin"})
+        done = subprocess.run(argv, env=BWRAP_ENV, capture_output=True, text=True, timeout=60, **as_user)
+    finally:
+        for proc in elsewhere:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(ws)
+
+    if "forked" not in done.stdout:
+        pytest.skip(f"bubblewrap does not run for an unprivileged user here: {done.stderr.strip()[-200:]}")
+    made = int(done.stdout.split()[-1])
+    assert 0 < made < 16, done.stdout
