@@ -53,11 +53,15 @@ class ApprovalPolicy:
     headless: bool = False
     yolo: bool = False
     always: set[str] = field(default_factory=set)
+    unsandboxed: bool = False
+    """Commands run without the sandbox and the config does not allow that headless: `execute` is not auto."""
 
     @classmethod
-    def from_config(cls, cfg: AgentConfig, *, headless: bool) -> ApprovalPolicy:
+    def from_config(cls, cfg: AgentConfig, *, headless: bool, sandboxed: bool = True) -> ApprovalPolicy:
         a = cfg.approvals
-        return cls(frozenset(a.ask), frozenset(a.deny), frozenset(a.headless_auto), headless, cfg.yolo)
+        unsandboxed = headless and not sandboxed and not cfg.sandbox.allow_unsandboxed
+        auto = frozenset(a.headless_auto) - ({Effect.EXECUTE} if unsandboxed else set())
+        return cls(frozenset(a.ask), frozenset(a.deny), auto, headless, cfg.yolo, unsandboxed=unsandboxed)
 
     def decide(self, tool: Tool, args: dict[str, Any], budget: Budget) -> Verdict:
         cost = tool.estimate_cost(args) if tool.estimate_cost else None
@@ -78,6 +82,8 @@ class ApprovalPolicy:
         if self.headless:
             if needs <= self.headless_auto:
                 return Verdict(Decision.AUTO, "", cost)
+            if self.unsandboxed and Effect.EXECUTE in needs:
+                return Verdict(Decision.DENY, UNSANDBOXED.format(tool=tool.name), cost)
             return Verdict(
                 Decision.DENY,
                 f"{tool.name} has effects {_names(needs)} that need a human, and this "
@@ -86,6 +92,13 @@ class ApprovalPolicy:
                 cost,
             )
         return Verdict(Decision.ASK, f"effects {_names(needs)} need approval", cost)
+
+
+UNSANDBOXED = (
+    "{tool} was not run: this headless run has no sandbox, so a command could read the credentials of the user "
+    "running it. To run commands: install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap) so they run "
+    "sandboxed, or rerun with --yolo, or set sandbox.allow_unsandboxed: true in the config"
+)
 
 
 def _names(effects: frozenset[Effect]) -> str:

@@ -64,6 +64,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--budget", type=float, metavar="USD", help="stop once the run has spent this much")
     p.add_argument("--yolo", action="store_true", help="approve every tool call without asking")
     p.add_argument("--no-stream", action="store_true", help="print answers whole instead of streaming them")
+    box = p.add_mutually_exclusive_group()
+    box.add_argument(
+        "--sandbox",
+        action="store_const",
+        const="bubblewrap",
+        dest="sandbox",
+        help="run commands in bubblewrap, or fail if it cannot run (default: headless runs use it where it works)",
+    )
+    box.add_argument(
+        "--no-sandbox", action="store_const", const="none", dest="sandbox", help="run commands as you, unsandboxed"
+    )
     p.add_argument("--workdir", type=Path, default=Path.cwd(), metavar="DIR", help="folder to work in (default: .)")
     p.add_argument("--config", type=Path, metavar="FILE", help="config file merged over the defaults")
     p.add_argument(
@@ -97,6 +108,7 @@ def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "budget_usd": args.budget,
         "yolo": args.yolo or None,
         "stream": False if args.no_stream else None,
+        "sandbox": {"mode": args.sandbox} if args.sandbox else None,
     }
     return deep_merge(merged, {k: v for k, v in flags.items() if v is not None})
 
@@ -119,6 +131,9 @@ def main(argv: list[str] | None = None) -> int:
         config = load_config(args.config, config_overrides(args), env=args.env)
         if not args.workdir.is_dir():
             raise ConfigError(f"--workdir {args.workdir} is not a folder")
+        from agent.sandbox import protect_process
+
+        protect_process()  # commands run as children of this process, which holds the tokens
         if args.prompt is None:
             return asyncio.run(_interactive(args, config))
         return asyncio.run(_headless(args, config))

@@ -6,7 +6,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -90,6 +90,25 @@ class TraceUploadConfig(_Strict):
     private: bool = True
 
 
+class SandboxConfig(_Strict):
+    mode: Literal["auto", "bubblewrap", "none"] = "auto"
+    """auto: bubblewrap for headless runs where it works, local for the chat; bubblewrap: always (an error
+    where it cannot run); none: commands run as you, unsandboxed."""
+    network: bool = True
+    """Commands in the sandbox may use the network (off: only their own loopback)."""
+    memory_mb: int | None = Field(default=8192, ge=16)
+    """Address space of each sandboxed process (RLIMIT_AS), and the size of its private /tmp; null: unbounded."""
+    processes: int | None = Field(default=512, ge=4)
+    """Processes one sandboxed command may have at once; null: unbounded."""
+    file_size_mb: int | None = Field(default=10240, ge=1)
+    """Largest file a sandboxed command may write (RLIMIT_FSIZE); null: unbounded."""
+    read_only: list[str] = []
+    """Extra host folders visible read-only in the sandbox (e.g. a toolchain under your home)."""
+    allow_unsandboxed: bool = False
+    """Let headless runs approve `execute` (per approvals.headless_auto) when commands run without the sandbox,
+    where they can read your files and credentials."""
+
+
 class AgentConfig(_Strict):
     model: str = DEFAULT_MODEL
     """Any litellm model id; `huggingface/<org>/<model>` goes through HF Inference Providers."""
@@ -111,6 +130,7 @@ class AgentConfig(_Strict):
     approvals: ApprovalConfig = ApprovalConfig()
     mcpServers: dict[str, MCPServerConfig] = {}
     traces: TraceUploadConfig = TraceUploadConfig()
+    sandbox: SandboxConfig = SandboxConfig()
     system_prompt: str = "system.md.j2"
     """Prompt template under agent/prompts/."""
 
@@ -219,4 +239,12 @@ def load_config(
         raise ConfigError(f"bad config{source}:\n" + "\n".join(problems)) from None
 
 
-__all__ = ["AgentConfig", "ApprovalConfig", "ContextConfig", "LLMConfig", "MCPServerConfig", "load_config"]
+__all__ = [
+    "AgentConfig",
+    "ApprovalConfig",
+    "ContextConfig",
+    "LLMConfig",
+    "MCPServerConfig",
+    "SandboxConfig",
+    "load_config",
+]

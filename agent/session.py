@@ -21,6 +21,7 @@ from agent.events import Event
 from agent.llm import Model
 from agent.messages import Message, ToolCall, Usage
 from agent.redact import Redactor
+from agent.sandbox import LocalSandbox, Sandbox, open_sandbox
 from agent.tools.base import Emit, Toolbox, ToolContext
 from agent.tools.deps import Deps
 from agent.tools.families import Family, select
@@ -48,6 +49,8 @@ class Session:
     snapshot: EnvSnapshot = field(default_factory=EnvSnapshot)
     """The process environment as read once at start; credentials reach tools only through `deps`."""
     deps: Deps = field(default_factory=Deps)
+    sandbox: Sandbox = field(default_factory=LocalSandbox)
+    """Where `bash` runs commands."""
     messages: list[Message] = field(default_factory=list)
     usage: Usage = field(default_factory=Usage)
     budget: Budget = field(default_factory=lambda: Budget(None))
@@ -73,7 +76,7 @@ class Session:
         return self.dir / "spills"
 
     def tool_context(self, call_id: str, emit: Emit) -> ToolContext:
-        return ToolContext(self.workdir, self.dir, self.env, emit, self.tool_state, call_id, self.deps)
+        return ToolContext(self.workdir, self.dir, self.env, emit, self.tool_state, call_id, self.deps, self.sandbox)
 
     def add(self, message: Message) -> Message:
         """Append a message to the history and the trace, secrets redacted."""
@@ -168,6 +171,7 @@ async def open_session(
     deps: Iterable[object] = (),
     prompt_vars: Mapping[str, Any] | None = None,
     env: EnvSnapshot | None = None,
+    sandbox: Sandbox | None = None,
 ) -> Session:
     """Start a new session in `workdir`, or continue `resume` (a session id or unique prefix).
 
@@ -176,12 +180,14 @@ async def open_session(
         deps: Ready-made tool dependencies (clients) to use instead of building them from the environment.
         prompt_vars: Extra variables for the system prompt template.
         env: The environment snapshot; by default the process environment, read once here.
+        sandbox: Where commands run; by default the one `config.sandbox` asks for (ConfigError when it cannot).
     """
     env = env if env is not None else EnvSnapshot.capture()
     toolsets = list(families) if families is not None else select(config.tools)
     workdir = workdir.resolve()
     if not workdir.is_dir():
         raise ConfigError(f"workdir {workdir} is not a folder; create it or pass --workdir")
+    sandbox = sandbox or open_sandbox(config.sandbox, workdir=workdir, headless=headless)
     home = home or data_home(env)
     state: TraceState | None = None
     if resume:
@@ -210,10 +216,11 @@ async def open_session(
         headless=headless,
         trace=TraceWriter(folder / "trace.jsonl"),
         redactor=redactor,
-        policy=ApprovalPolicy.from_config(config, headless=headless),
+        policy=ApprovalPolicy.from_config(config, headless=headless, sandboxed=sandbox.isolated),
         env=env.scrubbed(),
         snapshot=env,
         deps=Deps(env, deps),
+        sandbox=sandbox,
         budget=Budget(config.budget_usd),
         tool_state={"bash_timeout": config.bash_timeout},
         _lock=lock,

@@ -9,13 +9,16 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import TYPE_CHECKING, Any, get_type_hints
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from agent.errors import ToolError
 from agent.events import ToolEvent
 from agent.tools.deps import Deps
+
+if TYPE_CHECKING:
+    from agent.sandbox import Sandbox
 
 
 class Effect(StrEnum):
@@ -54,6 +57,14 @@ class ToolContext:
     call_id: str = ""
     deps: Deps = field(default_factory=Deps)
     """Clients and credentials: `ctx.deps.get(HubClients)`; built by the session from its environment snapshot."""
+    sandbox: Sandbox = field(default_factory=lambda: _local_sandbox())  # looked up late: the class comes first
+    """Where commands run (`bash`): local, or bubblewrap; chosen by the session from `sandbox.mode`."""
+
+
+def _local_sandbox() -> Sandbox:
+    from agent.sandbox import LocalSandbox
+
+    return LocalSandbox()
 
 
 @dataclass

@@ -1,15 +1,12 @@
-"""The `bash` tool: one command in the workspace, bounded in time and memory, killed as a process group."""
+"""The `bash` tool: one command in the workspace, run by the session's sandbox, with live log lines."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import os
 import re
 import signal
 import time
-from collections import deque
 from typing import Any
 
 from agent.errors import ToolError
@@ -21,14 +18,6 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 120
 MAX_TIMEOUT = 3600
-HEAD_BYTES = 1_000_000
-TAIL_BYTES = 1_000_000
-"""At most HEAD_BYTES + TAIL_BYTES of output are kept; the middle of a longer output is dropped."""
-KILL_GRACE = 2.0
-"""Seconds between SIGTERM and SIGKILL."""
-DRAIN_SECONDS = 2.0
-"""After bash exits, how long its background children may keep the output pipe open before we stop reading."""
-_CHUNK = 65536
 _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
 _LINE_END = re.compile(rb"\r\n?|\n")
 
@@ -39,45 +28,6 @@ def clean(text: str) -> str:
     if "\r" not in text:
         return text
     return "\n".join(line.rstrip("\r").rsplit("\r", 1)[-1] for line in text.split("\n"))
-
-
-class OutputCapture:
-    """Keeps the first HEAD_BYTES and the last TAIL_BYTES of a stream and counts the bytes in between."""
-
-    def __init__(self, head: int = HEAD_BYTES, tail: int = TAIL_BYTES) -> None:
-        self._head_limit, self._tail_limit = head, tail
-        self._head = bytearray()
-        self._tail: deque[bytes] = deque()
-        self._tail_size = 0
-        self.dropped = 0
-
-    @property
-    def held(self) -> int:
-        return len(self._head) + self._tail_size
-
-    def feed(self, chunk: bytes) -> None:
-        room = self._head_limit - len(self._head)
-        if room > 0:
-            self._head += chunk[:room]
-            chunk = chunk[room:]
-        if not chunk:
-            return
-        self._tail.append(chunk)
-        self._tail_size += len(chunk)
-        while self._tail_size - len(self._tail[0]) >= self._tail_limit:
-            old = self._tail.popleft()
-            self._tail_size -= len(old)
-            self.dropped += len(old)
-
-    def text(self) -> str:
-        tail = b"".join(self._tail)
-        extra = max(len(tail) - self._tail_limit, 0)
-        dropped = self.dropped + extra
-        if not dropped:
-            return (bytes(self._head) + tail).decode("utf-8", errors="replace")
-        head = cut_end(self._head.decode("utf-8", errors="replace"))
-        rest = cut_start(tail[extra:].decode("utf-8", errors="replace"))
-        return f"{head}\n… [{dropped:,} bytes of output omitted] …\n{rest}"
 
 
 class LogStream:
@@ -145,100 +95,14 @@ class LogStream:
         self._flush(final=True)
 
 
-def _signal_group(pgid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
-
-
-async def kill_group(proc: asyncio.subprocess.Process) -> None:
-    """SIGTERM the process group, give bash KILL_GRACE seconds to exit, then SIGKILL whatever is left."""
-    _signal_group(proc.pid, signal.SIGTERM)
-    try:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(proc.wait(), KILL_GRACE)
-    finally:
-        _signal_group(proc.pid, signal.SIGKILL)
-    await proc.wait()
-
-
-async def _pump(reader: asyncio.StreamReader, capture: OutputCapture, log: LogStream) -> None:
-    while chunk := await reader.read(_CHUNK):
-        capture.feed(chunk)
-        log.feed(chunk)
-
-
-async def _wait(
-    proc: asyncio.subprocess.Process,
-    reader: asyncio.StreamReader,
-    capture: OutputCapture,
-    log: LogStream,
-    seconds: float,
-) -> tuple[bool, bool]:
-    """Wait for bash and its output; returns (timed out, output pipe still held by background processes)."""
-    pump = asyncio.create_task(_pump(reader, capture, log))
-    try:
-        timed_out = False
-        try:
-            async with asyncio.timeout(seconds):
-                await proc.wait()
-        except TimeoutError:
-            timed_out = True
-            await kill_group(proc)
-        done, _ = await asyncio.wait({pump}, timeout=DRAIN_SECONDS)
-        if done:
-            pump.result()
-        return timed_out, not done
-    finally:
-        pump.cancel()
-
-
-async def _run(command: str, ctx: ToolContext, cwd: str, seconds: float) -> tuple[OutputCapture, int, bool, bool]:
-    """Run bash with its output on our own pipe, so that exiting and closing the output are separate events."""
-    loop = asyncio.get_running_loop()
-    read_fd, write_fd = os.pipe()
-    pipe = os.fdopen(read_fd, "rb", buffering=0)
-    reader = asyncio.StreamReader(limit=_CHUNK)
-    capture, log = OutputCapture(), LogStream(ctx.emit, ctx.call_id)
-    transport: asyncio.ReadTransport | None = None
-    try:
-        try:
-            transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), pipe)
-            proc = await asyncio.create_subprocess_exec(
-                "bash",
-                "-c",
-                command,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=write_fd,
-                stderr=write_fd,
-                cwd=cwd,
-                env=ctx.env,
-                start_new_session=True,
-            )
-        finally:
-            os.close(write_fd)
-        try:
-            timed_out, held = await _wait(proc, reader, capture, log, seconds)
-        except asyncio.CancelledError:
-            await kill_group(proc)
-            raise
-    finally:
-        if transport is not None:
-            transport.close()
-        else:
-            pipe.close()
-        log.close()
-    assert proc.returncode is not None
-    return capture, proc.returncode, timed_out, held
-
-
 def _footer(exit_code: int, timed_out: bool, timeout: float, held: bool) -> list[str]:
     notes = []
     if held:
-        notes.append("[background processes kept the output open; stopped reading. Redirect it: `cmd > log 2>&1 &`]")
+        notes.append("[a process that left the call's process group (setsid) kept the output open; stopped reading]")
     if timed_out:
         notes.append(
-            f"[timed out after {timeout:g}s; the process group was killed. Raise `timeout`, or run it in "
-            "the background with output to a file and check on it]"
+            f"[timed out after {timeout:g}s; its processes were killed. Raise `timeout` (at most {MAX_TIMEOUT}) "
+            "for long jobs]"
         )
     if exit_code < 0:
         notes.append(f"[exit code {exit_code} ({signal.Signals(-exit_code).name})]")
@@ -262,8 +126,10 @@ async def bash(
 ) -> ToolResult:
     """Run a bash command in the workspace (no stdin); stdout and stderr come back together.
 
+    Background processes end with the call.
+
     Args:
-        command: Shell command. Put long jobs in the background with output to a file: `cmd > log 2>&1 &`.
+        command: Shell command.
         timeout: Seconds before it is killed (default 120, max 3600).
         cwd: Folder to run in, relative to the workspace.
     """
@@ -273,11 +139,16 @@ async def bash(
     folder = resolve_path(ctx, cwd or ".", write=True)
     if not folder.is_dir():
         raise ToolError(f"cwd {display_path(ctx, folder)!r} is not an existing folder")
-    capture, exit_code, timed_out, held = await _run(command, ctx, str(folder), seconds)
-    text = clean(capture.text()).rstrip()
-    notes = _footer(exit_code, timed_out, seconds, held)
+    log = LogStream(ctx.emit, ctx.call_id)
+    try:
+        done = await ctx.sandbox.run(command, cwd=folder, env=ctx.env, seconds=seconds, on_output=log.feed)
+    finally:
+        log.close()
+    exit_code, timed_out = done.exit_code, done.timed_out
+    text = clean(done.output).rstrip()
+    notes = _footer(exit_code, timed_out, seconds, done.held)
     output = "\n".join([text, *notes] if text else notes) or "(no output)"
     return ToolResult(output, is_error=exit_code != 0, data={"exit_code": exit_code, "timed_out": timed_out})
 
 
-__all__ = ["OutputCapture", "bash", "clean", "kill_group"]
+__all__ = ["LogStream", "bash", "clean"]

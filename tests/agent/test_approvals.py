@@ -70,3 +70,30 @@ def test_budget_accounting():
     b.model_usd, b.tools_usd = 0.6, 0.4
     assert b.exhausted and not b.fits(0.01)
     assert Budget(None).fits(1e9)
+
+
+def test_headless_runs_without_a_sandbox_do_not_run_commands_and_say_how_to() -> None:
+    cfg = load_config(use_user_file=False)
+    unsandboxed = ApprovalPolicy.from_config(cfg, headless=True, sandboxed=False)
+
+    verdict = unsandboxed.decide(make([Effect.EXECUTE]), {}, Budget(None))
+
+    assert verdict.decision is Decision.DENY
+    for fix in ("apt-get install bubblewrap", "--yolo", "sandbox.allow_unsandboxed: true"):
+        assert fix in verdict.reason
+    assert unsandboxed.decide(make([Effect.READ, Effect.NETWORK]), {}, Budget(None)).decision is Decision.AUTO
+
+
+@pytest.mark.parametrize(
+    ("headless", "sandboxed", "config", "expected"),
+    [
+        (True, True, {}, Decision.AUTO),
+        (True, False, {"yolo": True}, Decision.AUTO),
+        (True, False, {"sandbox": {"allow_unsandboxed": True}}, Decision.AUTO),
+        (False, False, {}, Decision.ASK),  # the chat asks a human, as before
+    ],
+)
+def test_commands_run_headless_when_sandboxed_or_explicitly_allowed(headless, sandboxed, config, expected):  # type: ignore[no-untyped-def]
+    cfg = load_config(overrides=config, use_user_file=False)
+    p = ApprovalPolicy.from_config(cfg, headless=headless, sandboxed=sandboxed)
+    assert p.decide(make([Effect.EXECUTE]), {}, Budget(None)).decision is expected

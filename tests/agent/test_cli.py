@@ -96,6 +96,15 @@ def test_flags_become_config_overrides() -> None:
     )
 
 
+def test_sandbox_flags_choose_the_sandbox_mode() -> None:
+    parser = build_parser()
+    assert config_overrides(parser.parse_args(["--sandbox", "task"])) == {"sandbox": {"mode": "bubblewrap"}}
+    assert config_overrides(parser.parse_args(["--no-sandbox", "task"])) == {"sandbox": {"mode": "none"}}
+    assert parser.parse_args(["--sandbox", "task"]).prompt == "task"  # the flag takes no value
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--sandbox", "--no-sandbox", "task"])
+
+
 def test_unset_flags_leave_the_config_alone() -> None:
     assert config_overrides(build_parser().parse_args(["task"])) == {}
 
@@ -281,6 +290,16 @@ def test_a_missing_key_is_named_before_anything_runs(tmp_path: Path, work: Path)
     assert result.returncode == 2
     assert "HF_TOKEN" in result.stderr
     assert "→ export HF_TOKEN" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_sandbox_without_bubblewrap_exits_2_naming_the_package(tmp_path: Path, work: Path) -> None:
+    env = {**cli_env(tmp_path), "PATH": str(tmp_path / "no-bwrap-here")}
+    args = [sys.executable, "-m", "agent", "--model", "openai/x", "--workdir", str(work), "--sandbox", "hi"]
+    result = subprocess.run(args, capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert "apt-get install bubblewrap" in result.stderr and "--no-sandbox" in result.stderr
     assert "Traceback" not in result.stderr
 
 
@@ -520,7 +539,7 @@ def test_log_lines_are_redacted(tmp_path: Path) -> None:
     code = (
         "import logging\n"
         "from agent.cli import _setup_logging\n"
-        "_setup_logging(False)\n"
+        "_setup_logging(False, __import__('os').environ)\n"
         "log = logging.getLogger('agent.tools.demo')\n"
         "log.warning('calling with %s', 'HF_TOKEN=' + __import__('os').environ['HF_TOKEN'])\n"
         "try:\n"

@@ -72,3 +72,15 @@ def test_override_parsing():
         parse_override("nokey")
     assert deep_merge({"a": {"b": 1, "c": 2}}, {"a": {"b": 5}}) == {"a": {"b": 5, "c": 2}}
     assert substitute_env({"x": ["${V:-d}"]}, {}) == {"x": ["d"]}
+
+
+def test_sandbox_defaults_and_a_bad_mode_named():
+    sandbox = load_config(use_user_file=False).sandbox
+    assert (sandbox.mode, sandbox.network, sandbox.allow_unsandboxed) == ("auto", True, False)
+    assert (sandbox.memory_mb, sandbox.processes, sandbox.file_size_mb) == (8192, 512, 10240)
+    with pytest.raises(ConfigError, match=r"sandbox\.mode: Input should be 'auto', 'bubblewrap' or 'none'"):
+        load_config(overrides=parse_override("sandbox.mode=docker"), use_user_file=False)
+    with pytest.raises(ConfigError, match=r"sandbox\.processes"):
+        load_config(overrides=parse_override("sandbox.processes=0"), use_user_file=False)
+    unbounded = load_config(overrides=parse_override("sandbox.memory_mb=null"), use_user_file=False)
+    assert unbounded.sandbox.memory_mb is None

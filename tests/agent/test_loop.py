@@ -173,7 +173,8 @@ async def test_an_approval_for_a_call_not_waiting_is_a_quiet_typed_event(start_a
 
 async def test_interrupt_kills_a_running_tool_and_keeps_history_valid(start_agent, tmp_path):
     marker = tmp_path / "ws" / "child.pid"
-    h = await start_agent([call("bash", command=f"sleep 60 & echo $! > {marker}; wait"), say("after")])
+    script = [call("bash", command=f"sleep 60 & echo $! > {marker}; wait"), say("after")]
+    h = await start_agent(script, overrides=["sandbox.mode=none"], yolo=True)  # a host pid to check
     h.submit(UserInput("wait a minute"))
     await h.until(EventType.TOOL_STATE_CHANGE)
     for _ in range(500):

@@ -169,3 +169,24 @@ async def test_a_headless_resume_does_not_run_a_call_that_waited_for_a_person(st
     assert decided[0]["by"] == "headless resume"
     told = h2.model.requests[0][-1]
     assert told.role == "tool" and "waiting for a person's approval" in told.content
+
+
+async def test_the_session_hands_its_sandbox_to_tools_and_the_policy(tmp_path):
+    from agent.sandbox import LocalSandbox
+
+    local = LocalSandbox()
+    cfg = load_config(use_user_file=False)
+    s = await open_session(cfg, workdir=tmp_path, headless=True, model=ScriptedModel([]), home=tmp_path, sandbox=local)
+    await s.close()
+
+    assert s.sandbox is local and s.tool_context("c1", None).sandbox is local
+    assert s.policy.unsandboxed  # headless, and commands would run as the user
+
+
+async def test_a_required_sandbox_that_cannot_run_stops_the_session_before_it_starts(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path / "no-bwrap-here"))
+    cfg = load_config(overrides={"sandbox": {"mode": "bubblewrap"}}, use_user_file=False)
+
+    with pytest.raises(ConfigError, match="apt-get install bubblewrap"):
+        await open_session(cfg, workdir=tmp_path, headless=False, model=ScriptedModel([]), home=tmp_path / "h")
+    assert not (tmp_path / "h" / "sessions").exists() or not any((tmp_path / "h" / "sessions").iterdir())
