@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -59,7 +60,7 @@ class Chat:
         self._runner = asyncio.create_task(self.agent.run())
         consumer = asyncio.create_task(self._consume(self._runner))
         try:
-            with on_signal(self._on_sigint):
+            with on_signal(self._on_sigint), on_signal(self._on_sigterm, signal.SIGTERM):
                 with contextlib.suppress(_Cancelled):
                     await self._converse()
                 self.agent.submit(Shutdown())
@@ -161,6 +162,16 @@ class Chat:
                 self.ui.warn_over_ctrl_c("interrupting… (Ctrl+C again to quit)")
         else:
             self._quit.set()
+        self._wake.set()
+
+    def _on_sigterm(self) -> None:
+        """Asked to stop (a service manager, CI, `kill`): interrupt the turn (its tools die with it) and quit;
+        the session stays resumable."""
+        from agent.events import Interrupt
+
+        self._interrupting = True
+        self.agent.submit(Interrupt())
+        self._quit.set()
         self._wake.set()
 
     async def _approve(self, data: dict[str, Any]) -> None:

@@ -7,12 +7,13 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
 import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agent.run import FAILED, INTERRUPTED, OK, USAGE
+from agent.run import FAILED, INTERRUPTED, OK, TERMINATED, USAGE
 
 if TYPE_CHECKING:
     from agent.config import AgentConfig
@@ -25,7 +26,7 @@ logger = logging.getLogger(__name__)
 
 EPILOG = """\
 exit codes (headless): 0 done, 1 failed, 2 usage or config error, 3 stopped by a limit
-(--max-iterations, --budget), 130 interrupted.
+(--max-iterations, --budget), 130 interrupted (Ctrl+C), 143 terminated (SIGTERM).
 
 examples:
   ml-intern                                   chat in the current folder
@@ -212,7 +213,7 @@ async def _headless(args: argparse.Namespace, config: AgentConfig) -> int:
     out = _headless_output(args)
     with _starting(out):
         session, agent = await start(args, config, headless=True)
-    presses = 0
+    presses, terminated = 0, False
 
     def interrupt() -> None:
         nonlocal presses
@@ -221,14 +222,21 @@ async def _headless(args: argparse.Namespace, config: AgentConfig) -> int:
         if presses == 1 and isinstance(out, ConsoleRenderer):
             out.warn_over_ctrl_c("interrupting… (Ctrl+C again to quit)")
 
+    def terminate() -> None:  # CI, systemd, docker and Actions cancel with SIGTERM: end the turn cleanly
+        nonlocal terminated
+        terminated = True
+        agent.submit(Interrupt())
+
     try:
-        with on_signal(interrupt):
+        with on_signal(interrupt), on_signal(terminate, signal.SIGTERM):
             outcome = await run_task(agent, args.prompt, out.render)
     except BrokenPipeError:  # the reader of our output went away (`ml-intern --json ... | head`)
         _silence_stdout()
         return FAILED
     finally:
         await session.close()
+    if terminated:
+        return TERMINATED
     return INTERRUPTED if presses else _finish_headless(out, outcome)
 
 

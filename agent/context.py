@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import re
 from dataclasses import dataclass
@@ -221,20 +222,42 @@ def _placeholder(message: Message) -> Message:
     return dataclasses.replace(message, content=text, meta={**message.meta, "elided_chars": size})
 
 
+_ARGS_KEPT = 2000
+"""Tool-call arguments longer than this may be replaced when the history must shrink."""
+
+
+def _without_long_arguments(message: Message) -> Message:
+    """An assistant message whose long tool-call arguments (a whole file written at once) are replaced by a note
+    in valid JSON; the call already ran, its result says what it did."""
+    calls = [
+        c
+        if len(c.arguments) <= _ARGS_KEPT
+        else dataclasses.replace(c, arguments=json.dumps({"elided": f"{len(c.arguments):,} characters of arguments"}))
+        for c in message.tool_calls
+    ]
+    return dataclasses.replace(message, tool_calls=calls)
+
+
+def _size(message: Message) -> int:
+    return len(message.content) + sum(len(c.arguments) for c in message.tool_calls)
+
+
 def _fit(
     messages: list[Message], first: int, model: Model, tools: list[dict[str, Any]] | None, target: int
 ) -> tuple[list[Message], int, int]:
-    """Replace the longest tool outputs from index `first` on until the history fits `target` tokens."""
+    """Replace the longest tool outputs and tool-call arguments from index `first` on until the history fits
+    `target` tokens."""
     out = list(messages)
     tokens = model.count_tokens(out, tools)
-    longest = sorted((i for i in range(first, len(out)) if out[i].role == "tool"), key=lambda i: -len(out[i].content))
+    shrinkable = [i for i in range(first, len(out)) if out[i].role == "tool" or out[i].tool_calls]
+    longest = sorted(shrinkable, key=lambda i: -_size(out[i]))
     elided = 0
     for i in longest:
         if tokens <= target:
             break
-        shorter = _placeholder(out[i])
-        if len(shorter.content) >= len(out[i].content):
-            break
+        shorter = _placeholder(out[i]) if out[i].role == "tool" else _without_long_arguments(out[i])
+        if _size(shorter) >= _size(out[i]):
+            continue
         out[i], elided = shorter, elided + 1
         tokens = model.count_tokens(out, tools)
     return out, tokens, elided

@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Coroutine, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from agent.approvals import Budget
@@ -27,7 +27,7 @@ from agent.events import (
 )
 from agent.execute import Executor
 from agent.llm.tokens import estimate_tokens
-from agent.messages import Message, ModelResponse, ToolCall, Usage
+from agent.messages import Message, MessageKind, ModelResponse, ToolCall, Usage
 from agent.payloads import (
     ApprovalIgnored,
     ApprovalRequired,
@@ -61,6 +61,34 @@ class _Stop(Exception):
 class _Turn:
     iterations: int = 0
     guard: DoomLoop | None = None
+    nudged: bool = False
+    """The model was already asked once for an answer after an empty one."""
+
+
+EMPTY_NUDGE = "Your last answer was empty. Continue the task, or give your final answer."
+
+
+def cut_call_note(output: list[str]) -> str:
+    """What the model is told of a call that was running when the process stopped (crash, kill)."""
+    seen = "\n".join(output) if output else "(none)"
+    return (
+        "State unknown: the session stopped (killed or crashed) while this call was running. It may have finished, "
+        "partly run, or still be running; its effects are not known. Check them (files, processes, pushes, jobs) "
+        f"before repeating it.\nLast output seen:\n{seen}"
+    )
+
+
+def unique_call_ids(calls: list[ToolCall], history: list[Message]) -> list[ToolCall]:
+    """The calls with ids that are present and unique in the session: approvals, results and providers all pair
+    a call with its result by id, so a repeated or missing id gets a fresh one."""
+    seen = {c.id for m in history for c in m.tool_calls}
+    out = []
+    for i, c in enumerate(calls):
+        if not c.id or c.id in seen:
+            c = replace(c, id=f"{c.id or 'call'}~{len(seen)}-{i}")
+        seen.add(c.id)
+        out.append(c)
+    return out
 
 
 class Agent:
@@ -245,17 +273,36 @@ class Agent:
                 await self._maybe_compact()
                 response = await self._call_model()
                 t.iterations += 1
-                message = s.add(response.message)
+                calls = unique_call_ids(response.message.tool_calls, s.messages)
+                message = s.add(replace(response.message, tool_calls=calls))
                 self.emit(
                     EventType.ASSISTANT_MESSAGE,
                     AssistantMessage(text=message.content, tool_calls=[c.to_dict() for c in message.tool_calls]),
                 )
-                if not message.tool_calls:
+                if not calls and not message.content.strip():
+                    self._empty_answer(t)
+                    continue
+                if not calls:
                     return StopReason.DONE, message.content, t.iterations
-                await self._act(message.tool_calls, t)
+                await self._act(calls, t)  # what the model wrote, not the redacted copy kept in the history
         except _Stop as stop:
             stop.iterations = t.iterations
             raise
+
+    def _empty_answer(self, t: _Turn) -> None:
+        """An answer with neither text nor calls: ask once for a real one, then stop with an error."""
+        if t.nudged:
+            self.emit(
+                EventType.ERROR,
+                Error(
+                    message="the model answered with nothing, twice",
+                    kind="empty_answer",
+                    hint="try again, or another model (--model); the trace has the requests",
+                ),
+            )
+            raise _Stop(StopReason.ERROR, "Stopped: the model answered with nothing, twice.")
+        t.nudged = True
+        self.session.add(Message.user(EMPTY_NUDGE, kind=MessageKind.NUDGE))
 
     def _check_limits(self, t: _Turn) -> None:
         s = self.session
@@ -438,8 +485,10 @@ class Agent:
         self._take_early_answers()
         rerun = [c for c in calls if c.id in waiting]
         for c in calls:
-            if c.id not in waiting:
-                s.add(Message.tool(c, "Tool was not executed (the session restarted while it ran).", error=True))
+            if c.id in s.cut_calls:
+                s.add(Message.tool(c, cut_call_note(s.cut_calls[c.id]), error=True, state="unknown"))
+            elif c.id not in waiting:
+                s.add(Message.tool(c, "Not executed: the session stopped before this call started.", error=True))
         if rerun:
             self._start(self._turn(pending=rerun), turn=True)
 

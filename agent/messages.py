@@ -16,6 +16,8 @@ class MessageKind(StrEnum):
     """The summary that compaction put in place of earlier messages."""
     DOOM_GUARD = "doom_guard"
     """The corrective note injected when the agent repeats itself."""
+    NUDGE = "nudge"
+    """The request for a real answer after an empty one."""
 
 
 @dataclass(slots=True)

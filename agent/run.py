@@ -24,7 +24,7 @@ from agent.messages import Usage
 if TYPE_CHECKING:
     from agent.loop import Agent
 
-OK, FAILED, USAGE, LIMIT, INTERRUPTED = 0, 1, 2, 3, 130
+OK, FAILED, USAGE, LIMIT, INTERRUPTED, TERMINATED = 0, 1, 2, 3, 130, 143
 EXIT_CODES: dict[StopReason, int] = {
     StopReason.DONE: OK,
     StopReason.MAX_ITERATIONS: LIMIT,

@@ -8,7 +8,7 @@ import os
 import platform
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AsyncExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 from typing import IO, Any
@@ -59,6 +59,8 @@ class Session:
     """Approval requests restored from the trace, still waiting for a decision."""
     unanswered_calls: list[ToolCall] = field(default_factory=list)
     """Tool calls of the last assistant message with no result (a restart mid-turn)."""
+    cut_calls: dict[str, list[str]] = field(default_factory=dict)
+    """Of those, the calls that were running when the process stopped, with their last output lines."""
     mcp_failures: dict[str, str] = field(default_factory=dict)
     resumed: bool = False
     trace_url: str | None = None
@@ -79,13 +81,19 @@ class Session:
         return ToolContext(self.workdir, self.dir, self.env, emit, self.tool_state, call_id, self.deps, self.sandbox)
 
     def add(self, message: Message) -> Message:
-        """Append a message to the history and the trace, secrets redacted."""
-        message.content = self.redactor.redact(message.content)
-        for c in message.tool_calls:
-            c.arguments = self.redactor.redact(c.arguments)
-        self.messages.append(message)
-        self.trace.message(message)
-        return message
+        """Append a redacted copy of `message` to the history and the trace, and return the copy.
+
+        `message` itself is left as it was: tool calls run with the arguments the model wrote (a token-shaped
+        test fixture must reach the file as written); only what is kept, shown or sent again is redacted.
+        """
+        kept = replace(
+            message,
+            content=self.redactor.redact(message.content),
+            tool_calls=[replace(c, arguments=self.redactor.redact(c.arguments)) for c in message.tool_calls],
+        )
+        self.messages.append(kept)
+        self.trace.message(kept)
+        return kept
 
     def replace_history(self, messages: list[Message]) -> None:
         self.messages = messages
@@ -306,6 +314,7 @@ def _restore(session: Session, state: TraceState) -> None:
         session.tool_state["plan"] = state.plan
     session.pending_approvals = state.pending_approvals
     session.unanswered_calls = state.unanswered_calls
+    session.cut_calls = state.running
     session.resumed = True
     session.trace.meta(resumed=_now())
 

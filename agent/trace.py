@@ -39,6 +39,8 @@ LIST_HINT = "run `ml-intern --list-sessions` to list them"
 SETTLED_STATES = frozenset({ToolState.APPROVED, ToolState.DENIED, ToolState.DONE, ToolState.FAILED})
 """`tool_state_change` states that answer an `approval_required` event."""
 _EVENT_TYPES = frozenset(str(t) for t in EventType)
+RUNNING_LOG_LINES = 20
+"""Lines of live output kept per call that was running when its process stopped."""
 
 
 def data_home(env: Mapping[str, str] | None = None) -> Path:
@@ -176,6 +178,8 @@ class TraceState:
     """`approval_required` payloads not yet settled by a `tool_state_change`."""
     unanswered_calls: list[ToolCall] = field(default_factory=list)
     """Tool calls of the last assistant message that have no result message."""
+    running: dict[str, list[str]] = field(default_factory=dict)
+    """Calls whose last recorded state is `running` (the process stopped under them), with their last log lines."""
     always: set[str] = field(default_factory=set)
     """Tools a person approved "always" for the session."""
     tools_usd: float = 0.0
@@ -244,6 +248,14 @@ def _apply_event(state: TraceState, pending: dict[str, dict[str, Any]], e: Event
         state.usage += _usage(e.data["usage"])
     elif e.type is EventType.APPROVAL_REQUIRED and e.data.get("call_id"):
         pending[str(e.data["call_id"])] = e.data
+    elif e.type is EventType.TOOL_STATE_CHANGE and e.data.get("state") == ToolState.RUNNING:
+        state.running[str(e.data.get("call_id"))] = []
+    elif e.type is EventType.TOOL_LOG and str(e.data.get("call_id")) in state.running:
+        lines = state.running[str(e.data.get("call_id"))]
+        lines.extend(str(e.data.get("line") or "").splitlines())
+        del lines[:-RUNNING_LOG_LINES]
+    elif e.type is EventType.TOOL_OUTPUT:
+        state.running.pop(str(e.data.get("call_id")), None)
     elif e.type is EventType.TOOL_STATE_CHANGE and e.data.get("state") in SETTLED_STATES:
         pending.pop(str(e.data.get("call_id")), None)
         if e.data.get("state") == ToolState.APPROVED:

@@ -369,6 +369,34 @@ def test_ctrl_c_in_headless_interrupts_and_exits_130(tmp_path: Path, work: Path)
     assert "interrupted" in err
 
 
+def test_sigterm_kills_the_command_closes_the_turn_and_exits_143(tmp_path: Path, work: Path) -> None:
+    marker = work / "sleeper.pid"
+    command = f"sleep 120 & echo $! > {marker.name}; wait"
+    with ScriptedServer([call("bash", command=command), say("resumed fine")]) as srv:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "agent", *against(srv, work), "--no-sandbox", "--yolo", "--json", "sleep"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=cli_env(tmp_path),
+        )
+        deadline = time.monotonic() + 60
+        while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        sleeper = int(marker.read_text())
+        proc.send_signal(signal.SIGTERM)  # what CI, systemd, docker and Actions send on cancel
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    events = _json_lines(out)
+    assert events[-2]["type"] == "turn_complete" and events[-2]["data"]["stop_reason"] == "interrupted"
+    assert events[-1]["type"] == "shutdown"
+    with pytest.raises(ProcessLookupError):  # the command's process group went with the turn
+        os.kill(sleeper, 0)
+    session = next(e["data"]["session_id"] for e in events if e["type"] == "ready")
+    trace = (tmp_path / "home" / "sessions" / session / "trace.jsonl").read_text()
+    assert '"stop_reason":"interrupted"' in trace
+
+
 def start_chat(tmp_path: Path, srv: ScriptedServer, work: Path, first: str, *args: str, quiet: bool = False):  # type: ignore[no-untyped-def]
     """An interactive `ml-intern` subprocess that has been sent its first line."""
     output = subprocess.DEVNULL if quiet else subprocess.PIPE

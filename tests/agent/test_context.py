@@ -341,3 +341,19 @@ def test_close_dangling_tool_calls_at_the_end_and_when_complete() -> None:
     c = ToolCall("z", "bash", "{}")
     out = close_dangling_tool_calls([*complete, Message("assistant", "", tool_calls=[c])])
     assert out[-1].role == "tool" and out[-1].tool_call_id == "z" and out[-1].content == NOT_EXECUTED
+
+
+async def test_compaction_shortens_a_huge_tool_call_argument_in_the_kept_tail() -> None:
+    big = json.dumps({"path": "data.csv", "content": "x," * 500_000})  # a whole file written in one call
+    call = ToolCall("c_big", "write", big)
+    msgs = [
+        *_history(3),
+        Message("assistant", "", [call]),
+        Message.tool(call, "wrote data.csv"),
+        Message("assistant", "done"),
+    ]
+    result = await compact(msgs, ScriptedModel(["summary"]), keep_recent=3, target_tokens=20_000)
+    kept = next(m for m in result.messages if m.tool_calls and m.tool_calls[0].id == "c_big")
+    assert json.loads(kept.tool_calls[0].arguments) == {"elided": f"{len(big):,} characters of arguments"}
+    assert result.after_tokens <= 20_000
+    assert msgs[-3].tool_calls[0].arguments == big  # the caller's history is left alone

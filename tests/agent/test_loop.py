@@ -10,7 +10,8 @@ import pytest
 from agent.errors import ContextOverflowError, LLMError, SessionError
 from agent.events import Approval, Compact, EventType, Interrupt, Undo, UserInput
 from agent.llm.scripted import ScriptedModel, Turn, call, calls, say
-from agent.messages import Message
+from agent.loop import EMPTY_NUDGE
+from agent.messages import Message, ToolCall
 from agent.tools.base import Effect, ToolContext, tool
 from agent.trace import read_trace
 
@@ -392,3 +393,48 @@ async def test_who_decided_each_call_is_recorded(start_agent):
         "octocat",
         "hubot",
     ]
+
+
+async def test_calls_run_with_the_arguments_the_model_wrote_and_only_records_are_redacted(start_agent, monkeypatch):
+    fixture = "hf_" + "F" * 34  # a token-shaped test fixture the task asks to write, not a secret of ours
+    h = await start_agent([call("write", path="fixture.txt", content=f"TOKEN={fixture}\n"), say("written")])
+    await h.turn("write the fixture")
+    assert (h.session.workdir / "fixture.txt").read_text() == f"TOKEN={fixture}\n"
+    assert fixture not in json.dumps([m.to_dict() for m in h.session.messages])
+    assert fixture not in (h.session.dir / "trace.jsonl").read_text()
+    assert fixture not in json.dumps([e.to_dict() for e in h.events])
+
+
+async def test_an_empty_answer_is_asked_again_once(start_agent):
+    h = await start_agent([say(""), say("the real answer")])
+    done = await h.turn("answer me")
+    assert (done.data["stop_reason"], done.data["final"]) == ("done", "the real answer")
+    assert h.model.requests[1][-1].content == EMPTY_NUDGE
+
+
+async def test_two_empty_answers_end_the_turn_with_an_error(start_agent):
+    h = await start_agent([say(""), say("  ")])
+    done = await h.turn("answer me")
+    assert done.data["stop_reason"] == "error" and "nothing, twice" in done.data["final"]
+    assert h.of(EventType.ERROR)[-1].data["kind"] == "empty_answer"
+
+
+async def test_calls_sharing_an_id_get_their_own_ids_results_and_approvals(start_agent):
+    twins = Turn(
+        tool_calls=[
+            ToolCall("same", "bash", '{"command": "echo one"}'),
+            ToolCall("same", "bash", '{"command": "echo two"}'),
+        ]
+    )
+    h = await start_agent([twins, say("both ran")], headless=False)
+    h.submit(UserInput("two commands"))
+    first = await h.until(EventType.APPROVAL_REQUIRED)
+    second = await h.until(EventType.APPROVAL_REQUIRED)
+    assert first.data["call_id"] != second.data["call_id"]
+    h.submit(Approval(second.data["call_id"], approved=True))
+    h.submit(Approval(first.data["call_id"], approved=True))
+    assert (await h.until(EventType.TURN_COMPLETE)).data["final"] == "both ran"
+    calls = h.session.messages[-4].tool_calls
+    results = [m for m in h.session.messages if m.role == "tool"]
+    assert len({c.id for c in calls}) == 2 and [r.tool_call_id for r in results] == [c.id for c in calls]
+    assert [r.content.split("\n")[0] for r in results] == ["one", "two"]

@@ -190,3 +190,21 @@ async def test_a_required_sandbox_that_cannot_run_stops_the_session_before_it_st
     with pytest.raises(ConfigError, match="apt-get install bubblewrap"):
         await open_session(cfg, workdir=tmp_path, headless=False, model=ScriptedModel([]), home=tmp_path / "h")
     assert not (tmp_path / "h" / "sessions").exists() or not any((tmp_path / "h" / "sessions").iterdir())
+
+
+async def test_a_call_cut_by_a_crash_is_reported_as_state_unknown_with_its_output(start_agent):
+    slow = "echo started; echo half-way; sleep 30; echo finished"
+    h = await start_agent([call("bash", command=slow)], headless=True, overrides=["sandbox.mode=none", "yolo=true"])
+    h.submit(UserInput("run it"))
+    await h.until(EventType.TOOL_LOG)
+    while "half-way" not in "".join(e.data["line"] for e in h.of(EventType.TOOL_LOG)):
+        await h.until(EventType.TOOL_LOG)
+    assert h.session._lock is not None
+    h.session._lock.close()  # the process dies here: its lock is gone, its trace stops mid-call
+
+    h2 = await start_agent(None, model=ScriptedModel([say("checked")]), resume=h.session.id)
+    await h2.turn("did it finish?")
+    told = h2.model.requests[0][-2]
+    assert told.role == "tool" and told.content.startswith("State unknown: the session stopped")
+    assert told.content.endswith("Last output seen:\nstarted\nhalf-way")
+    assert h2.session.messages[-3].meta["state"] == "unknown"
