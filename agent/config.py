@@ -57,7 +57,7 @@ class ContextConfig(_Strict):
 
 
 class ApprovalConfig(_Strict):
-    ask: list[Effect] = [Effect.EXECUTE, Effect.SPEND, Effect.PUBLISH, Effect.DESTRUCTIVE]
+    ask: list[Effect] = [Effect.EXECUTE, Effect.SPEND, Effect.PUBLISH, Effect.DESTRUCTIVE, Effect.PROTECTED]
     """Effects a human must approve (interactive prompt, or an approval card on GitHub)."""
     deny: list[Effect] = []
     """Effects never allowed."""

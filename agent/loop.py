@@ -18,7 +18,7 @@ from agent.llm.scripted import estimate_tokens
 from agent.messages import Message, ModelResponse, ToolCall
 from agent.redact import StreamRedactor
 from agent.session import Session
-from agent.tools.base import Tool
+from agent.tools.base import Effects, Tool
 
 logger = logging.getLogger(__name__)
 
@@ -324,7 +324,9 @@ class Agent:
 
     # ---- approvals ----------------------------------------------------------------------------
 
-    async def _ask(self, call: ToolCall, tool: Tool, args: dict[str, Any], reason: str, cost: float | None) -> Approval:
+    async def _ask(
+        self, call: ToolCall, tool: Tool, args: dict[str, Any], reason: str, cost: float | None, effects: Effects
+    ) -> Approval:
         future: asyncio.Future[Approval] = asyncio.get_running_loop().create_future()
         self._waiting[call.id] = future
         self.emit(
@@ -334,7 +336,7 @@ class Agent:
                 "name": tool.name,
                 "summary": tool.describe_call(args),
                 "reason": reason,
-                "effects": sorted(str(e) for e in tool.effects),
+                "effects": sorted(str(e) for e in effects),
                 "arguments": args,
                 "cost_usd": cost,
             },

@@ -319,6 +319,8 @@ class ConsoleRenderer:
         parts: list[RenderableType] = [Text(str(d.get("summary") or d.get("name", "")), style="bold")]
         if d.get("effects"):
             parts.append(Text("effects: ", style="dim").append(", ".join(map(str, d["effects"])), style="yellow"))
+        if "protected" in (d.get("effects") or []) and d.get("reason"):  # the path and what runs it, said plainly
+            parts.append(Text(f"⚠ {d['reason']}", style="bold red"))
         if d.get("cost_usd"):
             parts.append(Text("estimated cost: ", style="dim").append(usd(float(d["cost_usd"])), style="bold"))
         args = _argument_lines(d.get("arguments"), shown=str(d.get("summary") or ""))

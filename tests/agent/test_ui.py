@@ -259,6 +259,24 @@ def test_approval_panel_keeps_a_value_the_summary_only_contains_by_chance() -> N
     assert "content: x" in out
 
 
+def test_approval_panel_names_a_protected_path_and_what_runs_it() -> None:
+    reason = "writes .git/config: git runs commands named there; effects protected need approval"
+    out = render(
+        ev(
+            "approval_required",
+            name="write",
+            summary="write .git/config",
+            effects=["protected", "write"],
+            reason=reason,
+            arguments={"path": ".git/config", "content": "[core]\n\tfsmonitor = x\n"},
+        )
+    )
+    assert "⚠ writes .git/config: git runs commands named there" in " ".join(out.split())
+    assert "effects: protected, write" in out
+    ordinary = render(ev("approval_required", name="bash", effects=["execute"], reason="effects execute need approval"))
+    assert "⚠" not in ordinary
+
+
 def test_turn_footer_has_tokens_cost_context_and_elapsed_time() -> None:
     call = {"prompt_tokens": 12_300, "completion_tokens": 450, "cached_tokens": 8000, "cost_usd": 0.0123}
     out = render(
