@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import re
@@ -37,8 +38,39 @@ STOPPED = {
     "approval_denied": "stopped: approval denied",
     "suspended": "paused: waiting for an approval (resume the session to answer it)",
 }
+CARD_LINES = 12
+"""An approval card with more argument lines than this says how many there are (all are shown)."""
 EXPLAINED = frozenset({"max_iterations", "budget", "doom_loop", "approval_denied"})
 """Stop reasons whose `final` text says what to do next (the others are shown by their own events)."""
+
+
+_UNSAFE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+"""What a terminal would act on instead of showing: C0 and C1 controls (ESC starts every escape sequence), DEL,
+bidi overrides and marks (which reorder what is shown), and lone surrogates (which cannot be written)."""
+
+
+def printable(text: str) -> str:
+    """`text` safe to show on a terminal: what it would act on becomes a visible mark (␛[8m, ␍, <U+202E>)."""
+    return _UNSAFE.sub(_mark, text.replace("\r\n", "\n")) if text else text
+
+
+def _mark(m: re.Match[str]) -> str:
+    code = ord(m.group())
+    if code < 0x20:
+        return chr(0x2400 + code)  # the Control Pictures block: ␀ … ␟
+    if code == 0x7F:
+        return "␡"
+    return "\ufffd" if 0xD800 <= code <= 0xDFFF else f"<U+{code:04X}>"
+
+
+def _printable_data(obj: Any) -> Any:
+    if isinstance(obj, str):
+        return printable(obj)
+    if isinstance(obj, dict):
+        return {_printable_data(k): _printable_data(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_printable_data(v) for v in obj]
+    return obj
 
 
 def tokens(n: int | float) -> str:
@@ -153,9 +185,10 @@ class ConsoleRenderer:
         """On a terminal, streamed markdown is shown live and printed rendered when the stream ends."""
 
     def render(self, event: Event) -> None:
+        """Show an event; model and tool text in it cannot act on the terminal (see `printable`)."""
         handler = getattr(self, f"_on_{event.type.value}", None)
         if handler is not None:
-            handler(event)
+            handler(dataclasses.replace(event, data=_printable_data(event.data)))
 
     # ---- output helpers the CLI uses directly -------------------------------------------------
 
@@ -164,10 +197,10 @@ class ConsoleRenderer:
         self.console.print(*objects, **kw)
 
     def info(self, text: str) -> None:
-        self.print(Text(text, style="dim"))
+        self.print(Text(printable(text), style="dim"))
 
     def warn(self, text: str) -> None:
-        self.print(Text(f"! {text}", style="yellow"))
+        self.print(Text(f"! {printable(text)}", style="yellow"))
 
     def warn_over_ctrl_c(self, text: str) -> None:
         """A warning written over the `^C` a terminal echoes when Ctrl+C is pressed."""
@@ -176,9 +209,9 @@ class ConsoleRenderer:
         self.warn(text)
 
     def error(self, message: str, hint: str = "", title: str = "error") -> None:
-        body = Text(message)
+        body = Text(printable(message))
         if hint:
-            body.append("\n→ ").append(hint, style="bold yellow")
+            body.append("\n→ ").append(printable(hint), style="bold yellow")
         self.print(Panel(body, title=title, title_align="left", border_style="red", expand=False))
 
     def plan(self, plan: list[dict[str, Any]]) -> None:
@@ -188,7 +221,7 @@ class ConsoleRenderer:
         out = Text("plan\n", style="bold")
         for item in plan:
             mark, style = PLAN_MARKS.get(str(item.get("status")), ("○", "dim"))
-            out.append(f"  {mark} ", style=style).append(str(item.get("content", "")) + "\n")
+            out.append(f"  {mark} ", style=style).append(printable(str(item.get("content", ""))) + "\n")
         out.rstrip()
         self.print(out)
 
@@ -201,12 +234,12 @@ class ConsoleRenderer:
         for col in cols or [""]:
             table.add_column(col)
         for row in rows:
-            table.add_row(*(Text(cell) for cell in row))  # cells are data (session previews), never markup
+            table.add_row(*(Text(printable(cell)) for cell in row))  # data (session previews), never markup
         self.print(table)
 
     def answer(self, text: str) -> None:
         """A final answer that was not streamed, as markdown."""
-        self.print(Markdown(text))
+        self.print(Markdown(printable(text)))
 
     # ---- events -------------------------------------------------------------------------------
 
@@ -324,10 +357,10 @@ class ConsoleRenderer:
         if d.get("cost_usd"):
             parts.append(Text("estimated cost: ", style="dim").append(usd(float(d["cost_usd"])), style="bold"))
         args = _argument_lines(d.get("arguments"), shown=str(d.get("summary") or ""))
-        if len(args) > 12 and not self.verbose:
-            args = [*args[:12], f"… {len(args) - 12} more lines"]
-        if args:
+        if args:  # whole: a line left out is where `; curl …` would hide
             parts.append(Text("\n".join(args), style="dim"))
+        if len(args) > CARD_LINES:
+            parts.append(Text(f"({len(args)} lines of arguments, all shown above: scroll up to read them)"))
         title = f"approval needed · {d.get('name', '')}"
         self.print(Panel(Group(*parts), title=title, title_align="left", border_style="yellow", expand=False))
 
