@@ -18,7 +18,7 @@ from agent.errors import AgentError, ConfigError, SessionError
 from agent.events import Event
 from agent.llm import Model
 from agent.messages import Message, ToolCall, Usage
-from agent.redact import Redactor, scrub_env
+from agent.redact import Redactor, redact_in_logs, scrub_env
 from agent.tools import workspace_tools
 from agent.tools.base import Toolbox, ToolContext
 from agent.trace import TraceState, TraceWriter, data_home, find_session, new_session_id, read_trace
@@ -71,6 +71,7 @@ class Session:
     def add(self, message: Message) -> Message:
         """Append a message to the history and the trace, secrets redacted."""
         message.content = self.redactor.redact(message.content)
+        message.meta = self.redactor.redact_obj(message.meta)  # e.g. the model's reasoning
         for c in message.tool_calls:
             c.arguments = self.redactor.redact(c.arguments)
         self.messages.append(message)
@@ -249,6 +250,7 @@ def _guard_model_key(session: Session) -> None:
     key = getattr(getattr(session.model, "route", None), "api_key", None)
     if isinstance(key, str) and key and key != NO_KEY:
         session.redactor.add(key)
+        redact_in_logs(key)
     if session.config.llm.api_key_env:
         session.env.pop(session.config.llm.api_key_env, None)
 

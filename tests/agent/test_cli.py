@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import re
+import secrets
 import signal
 import subprocess
 import sys
@@ -574,6 +575,35 @@ def test_log_lines_are_redacted(tmp_path: Path) -> None:
     assert "calling with HF_TOKEN=[REDACTED]" in result.stderr
     assert "tool crashed" in result.stderr and "bad key [REDACTED]" in result.stderr
     assert secret not in result.stderr
+
+
+@pytest.mark.slow
+def test_a_key_from_a_plainly_named_variable_and_odd_secret_names_stay_out_of_stderr_trace_and_model(
+    tmp_path: Path, work: Path
+) -> None:
+    key, odd = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
+    (work / ".env").write_text(f"STRIPE_KEY={odd}7a\n")
+    script = [
+        {"fault": "http", "status": 503, "message": f"no capacity for key {key}"},  # a proxy that echoes the key
+        call("read", path=".env"),
+        say("done"),
+    ]
+    env = {**cli_env(tmp_path), "MY_LLM": key, "MYAPP_APIKEY": odd}
+    with ScriptedServer(script) as srv:
+        args = [*against(srv, work), "-v", "-c", "llm.api_key_env=MY_LLM", "-c", "llm.backoff_base=0.01", "go"]
+        result = subprocess.run(
+            [sys.executable, "-m", "agent", *args], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120
+        )
+        sent = json.dumps([r.body for r in srv.requests])
+    assert result.returncode == 0, result.stderr
+    assert "model call failed (overloaded)" in result.stderr  # the -v line that printed the key
+    assert "STRIPE_KEY=[REDACTED]" in result.stderr
+    trace = next((tmp_path / "home" / "sessions").glob("*/trace.jsonl")).read_text()
+    for secret in (key, odd):
+        assert secret not in result.stderr
+        assert secret not in result.stdout
+        assert secret not in trace
+        assert secret not in sent
 
 
 def test_a_process_killed_at_an_approval_is_resumed_by_another(tmp_path: Path, work: Path) -> None:

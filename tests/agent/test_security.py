@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 
 from agent.events import Approval, EventType, UserInput
-from agent.llm.scripted import call, calls, say
+from agent.llm.scripted import ScriptedModel, Turn, call, calls, say
 
 
 def fake(prefix: str, n: int = 36) -> str:
@@ -174,3 +174,49 @@ async def test_a_symlink_made_earlier_in_the_batch_cannot_turn_an_approved_write
     assert write_out["is_error"]
     assert "since it was approved, it writes .git/config" in write_out["output"]
     assert (ws / ".git" / "config").read_text() == original
+
+
+# ---- secrets under names nothing recognised before ----------------------------------------------
+
+ODD_NAMES = ("MYAPP_APIKEY", "SENTRY_DSN", "HF_TOKEN_WRITE", "OPENAI_APIKEY", "GITHUB_TOKEN_RO")
+
+
+class ReasoningModel(ScriptedModel):
+    """A scripted model whose replies carry `reasoning_content`, as reasoning models' replies do."""
+
+    def __init__(self, script: list[Turn], reasoning: str) -> None:
+        super().__init__(script)
+        self.reasoning = reasoning
+
+    async def complete(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        response = await super().complete(*args, **kwargs)
+        response.message.meta["reasoning"] = self.reasoning
+        return response
+
+
+async def test_values_under_unrecognised_names_and_dotenv_lines_and_reasoning_reach_nothing(
+    start_agent, monkeypatch, tmp_path
+):  # type: ignore[no-untyped-def]
+    values = {name: fake("", 30) for name in ODD_NAMES}
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    stripe = fake("", 16) + "7" + fake("", 16)
+    grep_names = " ".join(f"-e ^{name}=" for name in ODD_NAMES)
+    (tmp_path / "ws").mkdir()
+    (tmp_path / "ws" / ".env").write_text(f"DEBUG=1\nSTRIPE_KEY={stripe}\n")
+    script = [
+        calls(("read", {"path": ".env"}), ("bash", {"command": f"cat .env; env | grep -c {grep_names} || true"})),
+        say("done"),
+    ]
+    model = ReasoningModel(script, f"the key is {values['MYAPP_APIKEY']}")
+    h = await start_agent(script, model=model)
+
+    await h.turn("what is configured?")
+
+    written = everything_written(h)
+    for secret in (*values.values(), stripe):
+        assert secret not in written
+    assert "STRIPE_KEY=[REDACTED]" in written
+    assert "the key is [REDACTED]" in (h.session.dir / "trace.jsonl").read_text()
+    bash_out = next(e for e in h.of(EventType.TOOL_OUTPUT) if e.data["name"] == "bash").data["output"]
+    assert bash_out.splitlines()[-1] == "0"  # none of them reached bash's environment
