@@ -315,7 +315,7 @@ def _headless_output(args: argparse.Namespace) -> ConsoleRenderer | JsonRenderer
 
 
 def _finish_headless(out: ConsoleRenderer | JsonRenderer, outcome: dict[str, Any] | None, *, interrupted: bool) -> int:
-    from agent.ui import ConsoleRenderer
+    from agent.ui import ConsoleRenderer, printable
 
     if interrupted:
         return INTERRUPTED
@@ -325,7 +325,7 @@ def _finish_headless(out: ConsoleRenderer | JsonRenderer, outcome: dict[str, Any
     code = exit_code(outcome.get("stop_reason"))
     if isinstance(out, ConsoleRenderer) and not sys.stdout.isatty() and code == OK and outcome.get("final"):
         try:  # stdout is the answer; errors and limits were said on stderr
-            sys.stdout.write(str(outcome["final"]).rstrip("\n") + "\n")
+            sys.stdout.write(printable(str(outcome["final"])).rstrip("\n") + "\n")
             sys.stdout.flush()
         except BrokenPipeError:
             _silence_stdout()

@@ -118,7 +118,7 @@ class TraceWriter:
         self.close()
 
     def _write(self, record: dict[str, Any], *, sync: bool = False) -> None:
-        line = json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=str) + "\n"
+        line = json_line(record)
         with self._lock:
             if self._file.closed:
                 raise SessionError(f"trace {self.path} is closed; open a new TraceWriter to continue the session")
@@ -130,6 +130,27 @@ class TraceWriter:
 
 def _now() -> float:
     return round(time.time(), 3)
+
+
+def json_line(record: Any) -> str:
+    """`record` as one line of JSON that can be written as UTF-8, whatever text it holds.
+
+    Text is kept readable (not \\u-escaped), except in a record holding a lone surrogate (malformed model output
+    such as `\\udcff`), which UTF-8 cannot encode: that record is written with escapes, so it is kept whole and
+    reads back the same.
+    """
+    line = json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=str)
+    if _has_surrogate(line):
+        line = json.dumps(record, ensure_ascii=True, separators=(",", ":"), default=str)
+    return line + "\n"
+
+
+def _has_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _drop_partial_tail(path: Path) -> None:

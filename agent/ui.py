@@ -49,6 +49,9 @@ _UNSAFE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u20
 bidi overrides and marks (which reorder what is shown), and lone surrogates (which cannot be written)."""
 
 
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
 def printable(text: str) -> str:
     """`text` safe to show on a terminal: what it would act on becomes a visible mark (␛[8m, ␍, <U+202E>)."""
     return _UNSAFE.sub(_mark, text.replace("\r\n", "\n")) if text else text
@@ -442,7 +445,10 @@ class JsonRenderer:
         self.stream = stream
 
     def render(self, event: Event) -> None:
-        self.stream.write(json.dumps(event.to_dict(), ensure_ascii=False, default=str) + "\n")
+        line = json.dumps(event.to_dict(), ensure_ascii=False, default=str)
+        if _SURROGATE.search(line):  # a lone surrogate cannot be written; escapes keep the line valid JSON
+            line = json.dumps(event.to_dict(), default=str)
+        self.stream.write(line + "\n")
         self.stream.flush()
 
 

@@ -113,6 +113,15 @@ def os_errors(path: str) -> Iterator[None]:
         raise ToolError(f"{path}: {e.strerror or e}") from None
 
 
+def utf8(text: str, what: str) -> bytes:
+    """`text` as UTF-8; a lone surrogate (malformed model output) is an error the model reads, not a crash."""
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        bad = text[e.start : e.end].encode("unicode_escape").decode()
+        raise ToolError(f"{what} holds {bad} at {e.start}, which is not text (a lone surrogate); resend it") from None
+
+
 def display_path(ctx: ToolContext, path: Path) -> str:
     """`path` relative to the workspace when it is inside it, else absolute."""
     root = ctx.workdir.resolve()
@@ -265,7 +274,7 @@ def atomic_write(target: Path, data: bytes, base: Path | None = None) -> None:
 
 def _write(ctx: ToolContext, target: Path, content: str) -> str:
     shown = display_path(ctx, target)
-    data = content.encode("utf-8")
+    data = utf8(content, "content")
     with os_errors(shown):
         existed = target.exists()
         atomic_write(target, data, ctx.workdir.resolve())
@@ -358,7 +367,7 @@ def _replace(ctx: ToolContext, target: Path, shown: str, old: str, new: str, rep
         )
     first = text.index(old)
     updated = text.replace(old, new) if replace_all else text.replace(old, new, 1)
-    atomic_write(target, updated.encode("utf-8"), ctx.workdir.resolve())
+    atomic_write(target, utf8(updated, "new"), ctx.workdir.resolve())
     line = text.count("\n", 0, first)
     after = _numbered(updated.splitlines(), line - 2, line + min(new.count("\n"), 6) + 3)
     return f"Edited {shown}: {count if replace_all else 1} replacement(s).\n{after}"

@@ -606,6 +606,25 @@ def test_a_key_from_a_plainly_named_variable_and_odd_secret_names_stay_out_of_st
         assert secret not in sent
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", [[], ["--json"], ["--no-stream"]])
+def test_a_lone_surrogate_from_the_model_ends_the_run_cleanly_with_a_readable_trace(
+    tmp_path: Path, work: Path, mode: list[str]
+) -> None:
+    from agent.trace import read_trace
+
+    script = [call("write", path="a.txt", content="x\udcff"), say("bad \udcff text")]
+    with ScriptedServer(script) as srv:
+        result = run_cli(tmp_path, *against(srv, work), *mode, "go")  # text mode: stdout and stderr must be UTF-8
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr and "internal error" not in result.stderr + result.stdout
+    assert not (work / "a.txt").exists()
+    state = read_trace(next((tmp_path / "home" / "sessions").glob("*/trace.jsonl")))
+    assert state.warnings == []
+    assert state.messages[-1].content == "bad \udcff text"
+    assert "lone surrogate" in state.messages[-2].content  # the model was told why the write failed
+
+
 def test_a_process_killed_at_an_approval_is_resumed_by_another(tmp_path: Path, work: Path) -> None:
     """The trace alone carries a pending approval across a crash (kill -9), as the GitHub App will need."""
     ask_writes = ["-c", "approvals.ask=[write]"]

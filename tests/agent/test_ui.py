@@ -459,6 +459,16 @@ class _CountingStream(io.StringIO):
         super().flush()
 
 
+def test_json_renderer_escapes_a_lone_surrogate_and_keeps_other_text() -> None:
+    out = io.StringIO()
+    JsonRenderer(out).render(ev("assistant_message", text="bad \udcff"))
+    JsonRenderer(out).render(ev("assistant_message", text="日本語"))
+    first, second = out.getvalue().splitlines()
+    first.encode("utf-8")
+    assert json.loads(first)["data"]["text"] == "bad \udcff"
+    assert "日本語" in second
+
+
 def test_json_renderer_writes_one_flushed_line_per_event() -> None:
     stream = _CountingStream()
     out = JsonRenderer(stream)
