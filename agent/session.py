@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import platform
+import shutil
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import date
@@ -21,7 +22,17 @@ from agent.messages import Message, ToolCall, Usage
 from agent.redact import Redactor, redact_in_logs, scrub_env
 from agent.tools import workspace_tools
 from agent.tools.base import Toolbox, ToolContext
-from agent.trace import TraceState, TraceWriter, data_home, find_session, new_session_id, read_trace
+from agent.trace import (
+    TRACE_FILE,
+    TraceState,
+    TraceWriter,
+    adopt_trace,
+    check_session_id,
+    data_home,
+    find_session,
+    new_session_id,
+    read_trace,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -154,31 +165,34 @@ async def open_session(
         raise ConfigError(f"workdir {workdir} is not a folder; create it or pass --workdir")
     home = home or data_home()
     state: TraceState | None = None
-    if resume:
+    if resume is not None:
         trace_path = find_session(resume, home)
         state = read_trace(trace_path)
         for warning in state.warnings:
             logger.warning("resuming %s: %s", resume, warning)
-        session_id = str(state.meta.get("id") or trace_path.parent.name)
+        session_id = check_session_id(str(state.meta.get("id") or trace_path.parent.name), trace_path)
         saved = state.meta.get("workdir")
         if saved and Path(saved) != workdir:
             logger.info("session %s was started in %s; continuing in %s", session_id, saved, workdir)
     else:
         session_id = new_session_id()
+    model = model or build_model(config)  # a missing key fails here, before anything is held or made
+    toolbox = Toolbox(workspace_tools(config.tools))
     folder = home / "sessions" / session_id
     folder.mkdir(parents=True, exist_ok=True)
-    model = model or build_model(config)  # a missing key fails here, before anything is held
+    if state is not None:
+        adopt_trace(trace_path, folder / TRACE_FILE, session_id)  # a copied trace comes home whole
     lock = _lock_session(folder, session_id)
     redactor = Redactor.from_env(os.environ)
     session = Session(
         id=session_id,
         config=config,
         model=model,
-        toolbox=Toolbox(workspace_tools(config.tools)),
+        toolbox=toolbox,
         workdir=workdir,
         dir=folder,
         headless=headless,
-        trace=TraceWriter(folder / "trace.jsonl"),
+        trace=TraceWriter(folder / TRACE_FILE),
         redactor=redactor,
         policy=ApprovalPolicy.from_config(config, headless=headless),
         env=scrub_env(os.environ),
@@ -203,6 +217,8 @@ async def open_session(
             session.add(Message.system(system_prompt(config, workdir, headless)))
     except BaseException:
         await session.close()
+        if state is None:  # a session that never started is not kept (nor listed)
+            shutil.rmtree(folder, ignore_errors=True)
         raise
     return session
 

@@ -169,6 +169,7 @@ def test_installed_script_shows_help_and_version(tmp_path: Path) -> None:
         (["--workdir", "no/such/dir", "task"], "is not a folder"),
         (["--json"], "--json needs a prompt"),
         (["--budget", "lots", "task"], "invalid float value"),
+        (["--resume", "", "task"], "give a session id"),
     ],
 )
 def test_usage_and_config_errors_exit_2_with_a_readable_message(tmp_path: Path, args: list[str], message: str) -> None:
@@ -299,6 +300,22 @@ def test_a_missing_key_is_named_before_anything_runs(tmp_path: Path, work: Path)
     assert "HF_TOKEN" in result.stderr
     assert "→ export HF_TOKEN" in result.stderr
     assert "Traceback" not in result.stderr
+    assert not list((tmp_path / "home" / "sessions").glob("*"))  # nothing was kept to list
+    assert "no saved sessions yet" in run_cli(tmp_path, "--list-sessions").stdout
+
+
+@pytest.mark.slow
+def test_resuming_a_crafted_trace_cannot_write_outside_the_data_folder(tmp_path: Path, work: Path) -> None:
+    crafted = tmp_path / "crafted.jsonl"
+    meta = {"t": "meta", "id": "../../../escaped", "model": "x"}
+    lines = [meta, {"t": "msg", "m": {"role": "system", "content": ""}}]
+    crafted.write_text("".join(json.dumps(r) + "\n" for r in lines))
+    with ScriptedServer([say("hi")]) as srv:
+        result = run_cli(tmp_path, *against(srv, work), "--resume", str(crafted), "hello")
+    assert result.returncode == 2, result.stderr
+    assert "'../../../escaped' is not a session id" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path.parent / "escaped").exists()  # where home/sessions/../../../escaped leads
 
 
 def test_resume_of_an_unknown_session_exits_2(tmp_path: Path, work: Path) -> None:
