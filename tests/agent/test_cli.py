@@ -180,6 +180,38 @@ def test_usage_and_config_errors_exit_2_with_a_readable_message(tmp_path: Path, 
     assert result.stdout == ""
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("config", "args", "message"),
+    [
+        (b"model: caf\xe9\n", [], "is not UTF-8 text"),
+        (b"tools: &t [bash, *t]\n", [], "an alias that contains itself"),
+        (
+            b"a: &a [x, x, x, x, x, x, x, x, x]\n"
+            + b"".join(
+                f"{b}: &{b} [{', '.join([f'*{a}'] * 9)}]\n".encode()
+                for a, b in zip("abcdefgh", "bcdefghi", strict=True)
+            ),
+            [],
+            "expands to more than 100,000 values",
+        ),
+        (None, ["-c", "model=[unclosed"], "the value of -c model is not valid YAML (quote the value"),
+        (None, ["-c", "llm.timeout=0"], "llm.timeout: Input should be greater than 0"),
+        (None, ["-c", "context.tool_output_chars=-1"], "context.tool_output_chars: Input should be greater than 0"),
+    ],
+)
+def test_a_config_that_used_to_crash_exits_2_with_the_reason(
+    tmp_path: Path, config: bytes | None, args: list[str], message: str
+) -> None:
+    if config is not None:
+        (tmp_path / "cfg.yaml").write_bytes(config)
+        args = ["--config", "cfg.yaml"]
+    result = run_cli(tmp_path, *args, "task")
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_a_bad_config_file_names_the_file(tmp_path: Path) -> None:
     (tmp_path / "cfg.yaml").write_text("max_iterations: [1, 2]\n")
     result = run_cli(tmp_path, "--config", "cfg.yaml", "task")
