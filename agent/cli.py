@@ -136,7 +136,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _usage_error(message: str) -> int:
-    sys.stderr.write(f"ml-intern: error: {message}\n")
+    from agent.ui import printable  # a message may quote a config or a trace: nothing in it acts on the terminal
+
+    sys.stderr.write(f"ml-intern: error: {printable(message)}\n")
     return USAGE
 
 
@@ -146,9 +148,11 @@ def _fatal(error: Exception, code: int) -> int:
     from rich.text import Text
 
     message, hint = (error.args[0] if error.args else str(error)), str(getattr(error, "hint", "") or "")
-    out = Text("ml-intern: error: ", style="bold red").append(str(message))
+    from agent.ui import printable
+
+    out = Text("ml-intern: error: ", style="bold red").append(printable(str(message)))
     if hint:
-        out.append("\n  → ").append(hint, style="bold yellow")
+        out.append("\n  → ").append(printable(hint), style="bold yellow")
     Console(stderr=True, soft_wrap=True, highlight=False).print(out)
     return code
 

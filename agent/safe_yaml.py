@@ -47,8 +47,9 @@ def load_yaml(text: str, source: str, *, quote: bool = False) -> Any:
 
     `quote`: the text is a `-c` value, so the error suggests quoting it.
     """
-    loader = _Loader(text)
+    loader: _Loader | None = None
     try:
+        loader = _Loader(text)  # refuses control characters already
         node = loader.get_single_node()
         if node is None:
             return None
@@ -60,7 +61,8 @@ def load_yaml(text: str, source: str, *, quote: bool = False) -> Any:
     except (_TooDeep, RecursionError):
         raise ConfigError(f"{source} is nested more than {MAX_DEPTH} levels deep; a config is a few levels") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 def _check_expansion(root: Node, source: str) -> None:

@@ -197,6 +197,8 @@ def test_usage_and_config_errors_exit_2_with_a_readable_message(tmp_path: Path, 
         ),
         (None, ["-c", "model=[unclosed"], "the value of -c model is not valid YAML (quote the value"),
         (None, ["-c", "llm.timeout=0"], "llm.timeout: Input should be greater than 0"),
+        (None, ["-c", "model=\x1b[8m[x"], "the value of -c model is not valid YAML"),
+        (None, ["--workdir", "\x1b[8mnope"], "--workdir ␛[8mnope is not a folder"),  # quoted, inert
         (None, ["-c", "context.tool_output_chars=-1"], "context.tool_output_chars: Input should be greater than 0"),
     ],
 )
