@@ -165,9 +165,11 @@ def _setup_logging(verbose: bool) -> None:
     from rich.logging import RichHandler
 
     from agent.redact import RedactingFilter, Redactor
+    from agent.ui import PrintableFilter
 
     handler = RichHandler(console=Console(stderr=True), show_path=False, show_time=verbose)
     handler.addFilter(RedactingFilter(Redactor.from_env(os.environ)))  # tracebacks and library logs included
+    handler.addFilter(PrintableFilter())  # then nothing in a message acts on the terminal
     logging.basicConfig(level=logging.WARNING, format="%(message)s", handlers=[handler])
     logging.getLogger("agent").setLevel(logging.DEBUG if verbose else logging.WARNING)
     if not verbose:  # model retries and failures already arrive as retry and error events

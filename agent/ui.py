@@ -66,6 +66,18 @@ def _mark(m: re.Match[str]) -> str:
     return "\ufffd" if 0xD800 <= code <= 0xDFFF else f"<U+{code:04X}>"
 
 
+class PrintableFilter(logging.Filter):
+    """A logging filter (for terminal handlers, after redaction) that makes messages and tracebacks `printable`."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = printable(record.getMessage()), None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text, record.exc_info = printable(record.exc_text), None
+        return True
+
+
 def _printable_data(obj: Any) -> Any:
     if isinstance(obj, str):
         return printable(obj)
@@ -452,4 +464,4 @@ class JsonRenderer:
         self.stream.flush()
 
 
-__all__ = ["ConsoleRenderer", "JsonRenderer", "usage_line"]
+__all__ = ["ConsoleRenderer", "JsonRenderer", "PrintableFilter", "printable", "usage_line"]

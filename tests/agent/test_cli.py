@@ -616,6 +616,7 @@ def test_log_lines_are_redacted(tmp_path: Path) -> None:
         "_setup_logging(False)\n"
         "log = logging.getLogger('agent.tools.demo')\n"
         "log.warning('calling with %s', 'HF_TOKEN=' + __import__('os').environ['HF_TOKEN'])\n"
+        "log.warning('the model said %s', '\\x1b[8mhidden\\x1b[0m')\n"
         "try:\n"
         "    raise RuntimeError('bad key ' + __import__('os').environ['HF_TOKEN'])\n"
         "except RuntimeError:\n"
@@ -624,6 +625,7 @@ def test_log_lines_are_redacted(tmp_path: Path) -> None:
     env = {**os.environ, "HF_TOKEN": secret, "COLUMNS": "200"}
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
     assert "calling with HF_TOKEN=[REDACTED]" in result.stderr
+    assert "the model said ␛[8mhidden␛[0m" in result.stderr and "\x1b" not in result.stderr
     assert "tool crashed" in result.stderr and "bad key [REDACTED]" in result.stderr
     assert secret not in result.stderr
 
