@@ -18,7 +18,7 @@ from agent.llm.scripted import estimate_tokens
 from agent.messages import Message, ModelResponse, ToolCall
 from agent.redact import StreamRedactor
 from agent.session import Session
-from agent.tools.base import Effects, Tool
+from agent.tools.base import Effect, Tool
 
 logger = logging.getLogger(__name__)
 
@@ -325,7 +325,13 @@ class Agent:
     # ---- approvals ----------------------------------------------------------------------------
 
     async def _ask(
-        self, call: ToolCall, tool: Tool, args: dict[str, Any], reason: str, cost: float | None, effects: Effects
+        self,
+        call: ToolCall,
+        tool: Tool,
+        args: dict[str, Any],
+        reason: str,
+        cost: float | None,
+        effects: frozenset[Effect],
     ) -> Approval:
         future: asyncio.Future[Approval] = asyncio.get_running_loop().create_future()
         self._waiting[call.id] = future

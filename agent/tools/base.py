@@ -33,11 +33,10 @@ class Effect(StrEnum):
     config (added per call, from the arguments)."""
 
 
-Effects = frozenset[Effect]
 Emit = Callable[[str, dict[str, Any]], None]
+"""Emits an event from inside a tool: emit("tool_log", {"line": ...})."""
 CallEffects = Callable[["ToolContext", dict[str, Any]], dict[Effect, str]]
 """Effects a call adds from its arguments, each with why, in words for the person approving."""
-"""Emits an event from inside a tool: emit("tool_log", {"line": ...})."""
 
 
 @dataclass
