@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _usage_error(message: str) -> int:
-    from agent.ui import printable  # a message may quote a config or a trace: nothing in it acts on the terminal
+    from agent.printable import printable  # a message may quote a config or a trace
 
     sys.stderr.write(f"ml-intern: error: {printable(message)}\n")
     return USAGE
@@ -148,7 +148,7 @@ def _fatal(error: Exception, code: int) -> int:
     from rich.text import Text
 
     message, hint = (error.args[0] if error.args else str(error)), str(getattr(error, "hint", "") or "")
-    from agent.ui import printable
+    from agent.printable import printable
 
     out = Text("ml-intern: error: ", style="bold red").append(printable(str(message)))
     if hint:
@@ -164,8 +164,8 @@ def _setup_logging(verbose: bool) -> None:
     from rich.console import Console
     from rich.logging import RichHandler
 
+    from agent.printable import PrintableFilter
     from agent.redact import RedactingFilter, Redactor
-    from agent.ui import PrintableFilter
 
     handler = RichHandler(console=Console(stderr=True), show_path=False, show_time=verbose)
     handler.addFilter(RedactingFilter(Redactor.from_env(os.environ)))  # tracebacks and library logs included
@@ -321,7 +321,8 @@ def _headless_output(args: argparse.Namespace) -> ConsoleRenderer | JsonRenderer
 
 
 def _finish_headless(out: ConsoleRenderer | JsonRenderer, outcome: dict[str, Any] | None, *, interrupted: bool) -> int:
-    from agent.ui import ConsoleRenderer, printable
+    from agent.printable import printable
+    from agent.ui import ConsoleRenderer
 
     if interrupted:
         return INTERRUPTED

