@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -45,7 +46,11 @@ class Budget:
 
 @dataclass
 class ApprovalPolicy:
-    """Decides per call from the tool's effects; a human's "always" grants last for the session."""
+    """Decides per call from its effects; a human's "always" grants last for the session.
+
+    An "always" grant never covers the `protected` effect: each write to a path that makes code run later is
+    asked for, so the person approving sees which path it is.
+    """
 
     ask: frozenset[Effect]
     deny: frozenset[Effect]
@@ -63,7 +68,16 @@ class ApprovalPolicy:
         auto = frozenset(a.headless_auto) - ({Effect.EXECUTE} if unsandboxed else set())
         return cls(frozenset(a.ask), frozenset(a.deny), auto, headless, cfg.yolo, unsandboxed=unsandboxed)
 
-    def decide(self, tool: Tool, args: dict[str, Any], budget: Budget) -> Verdict:
+    def decide(
+        self,
+        tool: Tool,
+        args: dict[str, Any],
+        budget: Budget,
+        effects: frozenset[Effect] | None = None,
+        why: Sequence[str] = (),
+    ) -> Verdict:
+        """The verdict on one call; `effects` and `why` are the call's own (`Tool.effects_of`), default the tool's."""
+        effects = tool.effects if effects is None else effects
         cost = tool.estimate_cost(args) if tool.estimate_cost else None
         if cost is not None and not budget.fits(cost):
             remaining = (budget.limit_usd or 0.0) - budget.spent
@@ -73,11 +87,13 @@ class ApprovalPolicy:
                 f"${max(remaining, 0):.2f} (raise --budget to allow it)",
                 cost,
             )
-        denied = tool.effects & self.deny
+        denied = effects & self.deny
         if denied:
-            return Verdict(Decision.DENY, f"effects {_names(denied)} are denied by config approvals.deny", cost)
-        needs = tool.effects & self.ask
-        if self.yolo or not needs or tool.name in self.always:
+            reason = _with(why, f"effects {_names(denied)} are denied by config approvals.deny")
+            return Verdict(Decision.DENY, reason, cost)
+        needs = effects & self.ask
+        granted = tool.name in self.always and Effect.PROTECTED not in needs
+        if self.yolo or not needs or granted:
             return Verdict(Decision.AUTO, "", cost)
         if self.headless:
             if needs <= self.headless_auto:
@@ -86,12 +102,19 @@ class ApprovalPolicy:
                 return Verdict(Decision.DENY, UNSANDBOXED.format(tool=tool.name), cost)
             return Verdict(
                 Decision.DENY,
-                f"{tool.name} has effects {_names(needs)} that need a human, and this "
-                "run is headless (rerun with --yolo, or add them to "
-                "approvals.headless_auto)",
+                _with(
+                    why,
+                    f"{tool.name} has effects {_names(needs)} that need a human, and this "
+                    "run is headless (rerun with --yolo, or add them to approvals.headless_auto)",
+                ),
                 cost,
             )
-        return Verdict(Decision.ASK, f"effects {_names(needs)} need approval", cost)
+        return Verdict(Decision.ASK, _with(why, f"effects {_names(needs)} need approval"), cost)
+
+
+def _with(why: Sequence[str], reason: str) -> str:
+    """The plain reasons a call's arguments gave (`writes .git/config: ...`), then the policy's."""
+    return "; ".join([*why, reason])
 
 
 UNSANDBOXED = (

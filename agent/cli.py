@@ -147,7 +147,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _usage_error(message: str) -> int:
-    sys.stderr.write(f"ml-intern: error: {message}\n")
+    from agent.printable import printable  # a message may quote a config or a trace
+
+    sys.stderr.write(f"ml-intern: error: {printable(message)}\n")
     return USAGE
 
 
@@ -157,9 +159,11 @@ def _fatal(error: Exception, code: int) -> int:
     from rich.text import Text
 
     message, hint = (error.args[0] if error.args else str(error)), str(getattr(error, "hint", "") or "")
-    out = Text("ml-intern: error: ", style="bold red").append(str(message))
+    from agent.printable import printable
+
+    out = Text("ml-intern: error: ", style="bold red").append(printable(str(message)))
     if hint:
-        out.append("\n  → ").append(hint, style="bold yellow")
+        out.append("\n  → ").append(printable(hint), style="bold yellow")
     Console(stderr=True, soft_wrap=True, highlight=False).print(out)
     return code
 
@@ -171,10 +175,12 @@ def _setup_logging(verbose: bool, env: Mapping[str, str]) -> None:
     from rich.console import Console
     from rich.logging import RichHandler
 
+    from agent.printable import PrintableFilter
     from agent.redact import RedactingFilter, Redactor
 
     handler = RichHandler(console=Console(stderr=True), show_path=False, show_time=verbose)
     handler.addFilter(RedactingFilter(Redactor.from_env(env)))  # tracebacks and library logs included
+    handler.addFilter(PrintableFilter())  # then nothing in a message acts on the terminal
     logging.basicConfig(level=logging.WARNING, format="%(message)s", handlers=[handler])
     logging.getLogger("agent").setLevel(logging.DEBUG if verbose else logging.WARNING)
     if not verbose:  # model retries and failures already arrive as retry and error events
@@ -272,12 +278,13 @@ def _headless_output(args: argparse.Namespace) -> ConsoleRenderer | JsonRenderer
 
 
 def _finish_headless(out: ConsoleRenderer | JsonRenderer, outcome: Outcome) -> int:
+    from agent.printable import printable
     from agent.ui import ConsoleRenderer
 
     code = outcome.exit_code
     if isinstance(out, ConsoleRenderer) and not sys.stdout.isatty() and code == OK and outcome.final:
         try:  # stdout is the answer; errors and limits were said on stderr
-            sys.stdout.write(outcome.final.rstrip("\n") + "\n")
+            sys.stdout.write(printable(outcome.final).rstrip("\n") + "\n")
             sys.stdout.flush()
         except BrokenPipeError:
             _silence_stdout()

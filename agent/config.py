@@ -8,10 +8,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agent.errors import ConfigError
+from agent.safe_yaml import MAX_CONFIG_BYTES, load_yaml
 from agent.tools.base import Effect
 
 DEFAULT_MODEL = "huggingface/moonshotai/Kimi-K2.6"
@@ -29,17 +29,17 @@ class Prices(_Strict):
 
 
 class LLMConfig(_Strict):
-    timeout: float = 180.0
+    timeout: float = Field(default=180.0, gt=0)
     """Seconds to wait for a model's answer; when streaming, the longest wait for the next chunk."""
-    max_retries: int = 4
+    max_retries: int = Field(default=4, ge=0)
     """Retries of a retryable failure (rate limit, overload, timeout, broken stream)."""
-    backoff_base: float = 2.0
+    backoff_base: float = Field(default=2.0, ge=0)
     """First retry delay in seconds; doubles each time, with jitter, capped by backoff_max."""
-    backoff_max: float = 60.0
+    backoff_max: float = Field(default=60.0, ge=0)
     api_key_env: str | None = None
     """Environment variable holding the API key, when the provider's usual one does not apply."""
     temperature: float | None = None
-    max_output_tokens: int | None = None
+    max_output_tokens: int | None = Field(default=None, gt=0)
     prompt_caching: bool = True
     """Mark cache breakpoints for providers that support them (Anthropic)."""
     usd_per_million: Prices | None = None
@@ -49,16 +49,16 @@ class LLMConfig(_Strict):
 class ContextConfig(_Strict):
     compact_at: float = Field(default=0.8, gt=0.1, le=1.0)
     """Compact when the prompt passes this share of the model's context window."""
-    keep_recent_messages: int = 8
+    keep_recent_messages: int = Field(default=8, ge=0)
     """Messages at the end of the history that compaction keeps verbatim."""
-    tool_output_chars: int = 16_000
+    tool_output_chars: int = Field(default=16_000, gt=0)
     """Tool output longer than this is cut (head and tail kept) and spilled to a file."""
-    context_window: int | None = None
+    context_window: int | None = Field(default=None, gt=0)
     """Override the model's context window (tokens)."""
 
 
 class ApprovalConfig(_Strict):
-    ask: list[Effect] = [Effect.EXECUTE, Effect.SPEND, Effect.PUBLISH, Effect.DESTRUCTIVE]
+    ask: list[Effect] = [Effect.EXECUTE, Effect.SPEND, Effect.PUBLISH, Effect.DESTRUCTIVE, Effect.PROTECTED]
     """Effects a human must approve (interactive prompt, or an approval card on GitHub)."""
     deny: list[Effect] = []
     """Effects never allowed."""
@@ -79,7 +79,7 @@ class MCPServerConfig(_Strict):
     """Effects of this server's tools; by default taken from the tools' annotations."""
     tools: list[str] | None = None
     """Only these tools of the server (all when unset)."""
-    timeout: float = 60.0
+    timeout: float = Field(default=60.0, gt=0)
 
 
 class TraceUploadConfig(_Strict):
@@ -123,7 +123,7 @@ class AgentConfig(_Strict):
     """Approve every call without asking (the budget still holds)."""
     tools: list[str] = ["workspace"]
     """Tool families (`workspace`), single tools of a family (`workspace.read`) or tool names (`read`)."""
-    bash_timeout: int = 120
+    bash_timeout: int = Field(default=120, gt=0)
     """Default seconds for a bash call."""
     llm: LLMConfig = LLMConfig()
     context: ContextConfig = ContextConfig()
@@ -171,7 +171,7 @@ def parse_override(text: str) -> dict[str, Any]:
     key, sep, raw = text.partition("=")
     if not sep or not key.strip():
         raise ConfigError(f"override {text!r} must look like key.sub=value")
-    value = yaml.safe_load(raw) if raw.strip() else ""
+    value = load_yaml(raw, f"the value of -c {key.strip()}", quote=True) if raw.strip() else ""
     for part in reversed(key.strip().split(".")):
         value = {part: value}
     return value  # type: ignore[return-value]
@@ -196,11 +196,19 @@ def user_config_path(env: Mapping[str, str] | None = None) -> Path:
 
 def read_yaml(path: Path) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        with path.open("rb") as f:
+            raw = f.read(MAX_CONFIG_BYTES + 1)
     except OSError as e:
         raise ConfigError(f"cannot read config {path}: {e.strerror}") from None
-    except yaml.YAMLError as e:
-        raise ConfigError(f"config {path} is not valid YAML: {e}") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"config {path} is over {MAX_CONFIG_BYTES >> 10} KiB; a config is a few keys, check the file")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(
+            f"config {path} is not UTF-8 text (byte 0x{raw[e.start]:02x} at offset {e.start}); save it as UTF-8"
+        ) from None
+    data = load_yaml(text, f"config {path}") or {}
     if not isinstance(data, dict):
         raise ConfigError(f"config {path} must be a mapping of keys, not {type(data).__name__}")
     return data

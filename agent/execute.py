@@ -18,12 +18,12 @@ from agent.events import Approval, EventType, ToolEvent, ToolState, tool_event_d
 from agent.messages import Message, ToolCall
 from agent.payloads import ToolCallData, ToolOutput, ToolStateChange
 from agent.session import Session
-from agent.tools.base import Tool, ToolResult
+from agent.tools.base import Effect, Tool, ToolResult
 
 logger = logging.getLogger(__name__)
 
 Emit = Callable[[EventType, Mapping[str, Any]], object]
-AskHuman = Callable[[ToolCall, Tool, dict[str, Any], str, float | None], Awaitable[Approval]]
+AskHuman = Callable[[ToolCall, Tool, dict[str, Any], str, float | None, frozenset[Effect]], Awaitable[Approval]]
 
 
 @dataclass
@@ -33,6 +33,8 @@ class Prepared:
     args: dict[str, Any] | None = None
     result: ToolResult | None = None
     """Set when the call is answered without running (bad arguments, denied)."""
+    effects: frozenset[Effect] = frozenset()
+    """The call's effects when it was approved."""
 
 
 def parse_call(session: Session, call: ToolCall) -> Prepared:
@@ -100,13 +102,14 @@ class Executor:
         if p.result is not None or p.tool is None or p.args is None:
             return
         session = self.session
-        verdict = session.policy.decide(p.tool, p.args, session.budget)
+        p.effects, why = p.tool.effects_of(session.tool_context(p.call.id, self._tool_emit), p.args)
+        verdict = session.policy.decide(p.tool, p.args, session.budget, p.effects, why)
         if p.call.id in self.must_ask and verdict.decision is not Decision.DENY:
             verdict = Verdict(Decision.ASK, "this call was waiting for a person's approval when the session stopped")
         by, always = "policy", False
         if verdict.decision is Decision.ASK:
             self._state(p, ToolState.WAITING)
-            answer = await self.ask(p.call, p.tool, p.args, verdict.reason, verdict.cost_usd)
+            answer = await self.ask(p.call, p.tool, p.args, verdict.reason, verdict.cost_usd, p.effects)
             if answer.always and answer.approved:
                 session.policy.always.add(p.tool.name)
             approved, reason = answer.approved, answer.feedback
@@ -135,8 +138,11 @@ class Executor:
     async def _run_one(self, p: Prepared) -> tuple[ToolResult, float]:
         if p.result is not None or p.tool is None or p.args is None:
             return p.result or ToolResult("Not run.", True), 0.0
-        self._state(p, ToolState.RUNNING)
         ctx = self.session.tool_context(p.call.id, self._tool_emit)
+        effects, why = p.tool.effects_of(ctx, p.args)
+        if effects - p.effects:  # e.g. an earlier call of the batch made a symlink into .git
+            return ToolResult(f"Not run: since it was approved, it {'; '.join(why)}. Ask for it again.", True), 0.0
+        self._state(p, ToolState.RUNNING)
         start = time.monotonic()
         try:
             result = await p.tool.run(ctx, p.args)

@@ -44,7 +44,7 @@ from agent.payloads import (
 )
 from agent.redact import StreamRedactor
 from agent.session import Session
-from agent.tools.base import Tool
+from agent.tools.base import Effect, Tool
 
 logger = logging.getLogger(__name__)
 
@@ -432,7 +432,15 @@ class Agent:
 
     # ---- approvals ----------------------------------------------------------------------------
 
-    async def _ask(self, call: ToolCall, tool: Tool, args: dict[str, Any], reason: str, cost: float | None) -> Approval:
+    async def _ask(
+        self,
+        call: ToolCall,
+        tool: Tool,
+        args: dict[str, Any],
+        reason: str,
+        cost: float | None,
+        effects: frozenset[Effect],
+    ) -> Approval:
         future: asyncio.Future[Approval] = asyncio.get_running_loop().create_future()
         self._waiting[call.id] = future
         self.emit(
@@ -442,7 +450,7 @@ class Agent:
                 name=tool.name,
                 summary=tool.describe_call(args),
                 reason=reason,
-                effects=sorted(str(e) for e in tool.effects),
+                effects=sorted(str(e) for e in effects),
                 arguments=args,
                 cost_usd=cost,
             ),

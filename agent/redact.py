@@ -13,10 +13,19 @@ REDACTED = "[REDACTED]"
 MIN_SECRET_LEN = 8
 """Shorter values are not treated as secrets: replacing them would garble ordinary text."""
 
-_SUFFIXES = ("API_KEY", "TOKEN", "SECRET", "PASSWORD", "SECRET_ACCESS_KEY", "PRIVATE_KEY")
-_NAME_SUFFIXES = (*_SUFFIXES, "KEY", "ACCESS_KEY_ID", "PASSWD", "PASS", "PASSPHRASE", "PAT", "CREDENTIALS", "AUTH")
-_SECRET_NAME = re.compile(rf"(?:\w*_)?(?:{'|'.join(_NAME_SUFFIXES)})", re.IGNORECASE)
-"""HF_TOKEN, GH_PAT, OPENAI_API_KEY, STRIPE_KEY, AWS_ACCESS_KEY_ID, WEBHOOK_SECRET, DB_PASS, GCP_CREDENTIALS..."""
+_STRONG = (
+    *("TOKEN", "SECRET", "PASSWORD", "PASSWD", "PASSPHRASE"),
+    *("APIKEY", "API_KEY", "PRIVATE_KEY", "DSN", "CREDENTIALS"),
+)
+"""Words that make a name secret wherever they stand, alone or glued: HF_TOKEN_WRITE, GITHUB_TOKEN_RO, MYAPP_APIKEY,
+GHTOKEN, SENTRY_DSN, SECRET_KEY_BASE."""
+_WEAK = ("KEY", "PASS", "PAT", "AUTH", "ACCESS_KEY_ID")
+"""Words that make a name secret only at its end: STRIPE_KEY, GH_PAT, SMTP_PASS (not KEYBOARD, SSH_AUTH_SOCK)."""
+_NOT_SECRET = ("PATH", "FILE", "DIR", "HOME", "URL", "URI", "ENDPOINT", "HOST", "NAME", "TYPE", "LIMIT", "COUNT")
+"""A last word that makes the name point at or describe a secret rather than hold it: HF_TOKEN_PATH, TOKEN_URL."""
+_SECRET_NAME = re.compile(rf"(?:\w*_)?(?:{'|'.join(_STRONG + _WEAK)})|\w*?(?:{'|'.join(_STRONG)})(?:_\w+)?")
+"""HF_TOKEN, GH_PAT, OPENAI_API_KEY, STRIPE_KEY, AWS_ACCESS_KEY_ID, WEBHOOK_SECRET, DB_PASS, GCP_CREDENTIALS,
+HF_TOKEN_WRITE, OPENAI_APIKEY, SENTRY_DSN, GHTOKEN (matched upper-cased, after the _NOT_SECRET check)."""
 _POINTERS = frozenset({"GOOGLE_APPLICATION_CREDENTIALS"})
 """Secret-sounding names that hold a file path, not a secret; tools (gcloud, the SDKs) need them to work."""
 
@@ -59,11 +68,17 @@ _CONTEXTUAL = [
     r"[Bb]earer[ \t]+(?P<bearer>[\w.~+/=-]{16,})",
     r"://[^\s/:@\"'<>\\]+:(?P<url>[^\s/@\"'<>\\]{3,})(?=@)",  # https://user:password@host
     r"machine[ \t]+\S+[ \t]+login[ \t]+\S+[ \t]+password[ \t]+(?P<netrc>\S+)",  # .netrc
-    # NAME=value / NAME: value / "NAME": "value" with an upper-case, secret-looking NAME; the name is kept.
-    # The value must not be a reference (${X}, os.environ[...], getenv(...)), a PEM block or already redacted.
-    r"[A-Z0-9](?<![\w][A-Z0-9])[A-Z0-9_]*"
-    + "".join(["(?:", "|".join(f"(?<={s})" for s in _SUFFIXES), ")"])
-    + r"""\b["']?[ \t]*[=:][ \t]*["']?(?!-----)(?P<kv>[^\s"'`$<>{}()\[\],;\\]{8,}+)(?![(\[])""",
+    # NAME=value / NAME: value / "NAME": "value" / export NAME=value (.env files) with an upper-case, secret-looking
+    # NAME (see _SECRET_NAME); the name is kept. The value must not be a reference (${X}, os.environ[...],
+    # getenv(...)), a PEM block or already redacted.
+    r"[A-Z0-9](?<![\w][A-Z0-9])[A-Z0-9_]*?"
+    + f"(?:{'|'.join(_STRONG)})(?:_[A-Z0-9]+)*\\b"
+    + "".join(f"(?<!_{w})" for w in _NOT_SECRET)
+    + r"""["']?[ \t]*[=:][ \t]*["']?(?!-----)(?P<kv>[^\s"'`$<>{}()\[\],;\\]{8,}+)(?![(\[])""",
+    # STRIPE_KEY=..., SMTP_PASS=...: a weaker word, so the value must mix letters and digits (CACHE_KEY=model stays)
+    r"[A-Z0-9](?<![\w][A-Z0-9])[A-Z0-9_]*_(?:KEY|PASS|PAT)\b"
+    + _SEP
+    + f"(?!-----)(?={_VALUE}*[0-9])(?={_VALUE}*[A-Za-z])(?P<wkv>{_VALUE}{{8,}}+)(?![(\\[])",
     # password = "...", api_key: ..., ?access_token=... in lower or mixed case: the value must mix letters and
     # digits, so `pad_token = tokenizer.eos_token` and `max_new_tokens=512` stay.
     r"[PpSsTtAa](?<![A-Za-z0-9][PpSsTtAa])"
@@ -72,7 +87,7 @@ _CONTEXTUAL = [
     + f"(?={_VALUE}*[0-9])(?={_VALUE}*[A-Za-z])(?P<lkv>{_VALUE}{{8,}}+)(?![(\\[])",
 ]
 _PATTERNS = _TOKENS + _CONTEXTUAL
-_KEPT_PREFIX_GROUPS = ("hook", "auth", "auth2", "hdr", "bearer", "url", "netrc", "kv", "lkv")
+_KEPT_PREFIX_GROUPS = ("hook", "auth", "auth2", "hdr", "bearer", "url", "netrc", "kv", "wkv", "lkv")
 """For these, only the named group is the secret; what comes before it in the match is kept."""
 _SECRET_VALUE = re.compile("|".join([*_TOKENS, _AUTH]))
 """Environment values that are secrets whatever the variable is called (GIT_CONFIG_VALUE_0=AUTHORIZATION: ...)."""
@@ -80,7 +95,10 @@ _SECRET_VALUE = re.compile("|".join([*_TOKENS, _AUTH]))
 
 def is_secret_name(name: str) -> bool:
     """Whether an environment variable name looks like it holds a secret."""
-    return name.upper() not in _POINTERS and _SECRET_NAME.fullmatch(name) is not None
+    upper = name.upper()
+    if upper in _POINTERS or upper.rsplit("_", 1)[-1] in _NOT_SECRET:
+        return False
+    return _SECRET_NAME.fullmatch(upper) is not None
 
 
 def scrub_env(environ: Mapping[str, str]) -> dict[str, str]:
@@ -221,6 +239,10 @@ class RedactingFilter(logging.Filter):
         super().__init__()
         self._redactor = redactor
 
+    def add(self, value: str) -> None:
+        """Also redact this value (a secret found after logging was set up, e.g. the model's key)."""
+        self._redactor.add(value)
+
     def filter(self, record: logging.LogRecord) -> bool:
         record.msg, record.args = self._redactor.redact(record.getMessage()), None
         if record.exc_info and not record.exc_text:
@@ -230,3 +252,12 @@ class RedactingFilter(logging.Filter):
         if record.stack_info:
             record.stack_info = self._redactor.redact(record.stack_info)
         return True
+
+
+def redact_in_logs(value: str) -> None:
+    """Also redact `value` from what the root logger's handlers write, where they have a RedactingFilter: a key
+    learnt from the config (`llm.api_key_env` naming a plain variable) or a saved login, not from its name."""
+    for handler in logging.getLogger().handlers:
+        for f in handler.filters:
+            if isinstance(f, RedactingFilter):
+                f.add(value)

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import platform
+import shutil
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field, replace
@@ -20,12 +21,22 @@ from agent.errors import AgentError, ConfigError, SessionError
 from agent.events import Event
 from agent.llm import Model
 from agent.messages import Message, ToolCall, Usage
-from agent.redact import Redactor
+from agent.redact import Redactor, redact_in_logs
 from agent.sandbox import LocalSandbox, Sandbox, open_sandbox
 from agent.tools.base import Emit, Toolbox, ToolContext
 from agent.tools.deps import Deps
 from agent.tools.families import Family, select
-from agent.trace import TraceState, TraceWriter, data_home, find_session, new_session_id, read_trace
+from agent.trace import (
+    TRACE_FILE,
+    TraceState,
+    TraceWriter,
+    adopt_trace,
+    check_session_id,
+    data_home,
+    find_session,
+    new_session_id,
+    read_trace,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -84,12 +95,14 @@ class Session:
         """Append a redacted copy of `message` to the history and the trace, and return the copy.
 
         `message` itself is left as it was: tool calls run with the arguments the model wrote (a token-shaped
-        test fixture must reach the file as written); only what is kept, shown or sent again is redacted.
+        test fixture must reach the file as written); only what is kept, shown or sent again is redacted,
+        the model's reasoning (in `meta`) included.
         """
         kept = replace(
             message,
             content=self.redactor.redact(message.content),
             tool_calls=[replace(c, arguments=self.redactor.redact(c.arguments)) for c in message.tool_calls],
+            meta=self.redactor.redact_obj(message.meta),
         )
         self.messages.append(kept)
         self.trace.message(kept)
@@ -198,31 +211,34 @@ async def open_session(
     sandbox = sandbox or open_sandbox(config.sandbox, workdir=workdir, headless=headless)
     home = home or data_home(env)
     state: TraceState | None = None
-    if resume:
+    if resume is not None:
         trace_path = find_session(resume, home)
         state = read_trace(trace_path)
         for warning in state.warnings:
             logger.warning("resuming %s: %s", resume, warning)
-        session_id = str(state.meta.get("id") or trace_path.parent.name)
+        session_id = check_session_id(str(state.meta.get("id") or trace_path.parent.name), trace_path)
         saved = state.meta.get("workdir")
         if saved and Path(saved) != workdir:
             logger.info("session %s was started in %s; continuing in %s", session_id, saved, workdir)
     else:
         session_id = new_session_id()
+    model = model or build_model(config)  # a missing key fails here, before anything is held or made
+    toolbox = Toolbox(t for family in toolsets for t in family.tools)
     folder = home / "sessions" / session_id
     folder.mkdir(parents=True, exist_ok=True)
-    model = model or build_model(config)  # a missing key fails here, before anything is held
+    if state is not None:
+        adopt_trace(trace_path, folder / TRACE_FILE, session_id)  # a copied trace comes home whole
     lock = _lock_session(folder, session_id)
     redactor = Redactor.from_env(env)
     session = Session(
         id=session_id,
         config=config,
         model=model,
-        toolbox=Toolbox(t for family in toolsets for t in family.tools),
+        toolbox=toolbox,
         workdir=workdir,
         dir=folder,
         headless=headless,
-        trace=TraceWriter(folder / "trace.jsonl"),
+        trace=TraceWriter(folder / TRACE_FILE),
         redactor=redactor,
         policy=ApprovalPolicy.from_config(config, headless=headless, sandboxed=sandbox.isolated),
         env=env.scrubbed(),
@@ -250,6 +266,8 @@ async def open_session(
             session.add(Message.system(system_prompt(config, workdir, headless, prompt_vars)))
     except BaseException:
         await session.close()
+        if state is None:  # a session that never started is not kept (nor listed)
+            shutil.rmtree(folder, ignore_errors=True)
         raise
     return session
 
@@ -297,6 +315,7 @@ def _guard_model_key(session: Session) -> None:
     key = getattr(getattr(session.model, "route", None), "api_key", None)
     if isinstance(key, str) and key and key != NO_KEY:
         session.redactor.add(key)
+        redact_in_logs(key)
     if session.config.llm.api_key_env:
         session.env.pop(session.config.llm.api_key_env, None)
 

@@ -17,7 +17,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import secrets
+import shutil
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -60,6 +62,31 @@ def sessions_dir(home: Path | None = None) -> Path:
 
 def session_dir(session_id: str, home: Path | None = None) -> Path:
     return sessions_dir(home) / session_id
+
+
+SESSION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+"""What a session id may be: it names a folder under `sessions/`, so no separators and no `..`."""
+
+
+def check_session_id(session_id: str, source: Path | str) -> str:
+    """`session_id`, if it can name a session folder; a SessionError naming `source` (a trace, an option) if not."""
+    if SESSION_ID.fullmatch(session_id) and ".." not in session_id:
+        return session_id
+    raise SessionError(
+        f"{source}: {session_id!r} is not a session id (ids are letters, digits, `.`, `_` and `-`); {LIST_HINT}"
+    )
+
+
+def adopt_trace(source: Path, dest: Path, session_id: str) -> None:
+    """Bring a trace resumed from elsewhere (a copy, another machine) to its session folder, whole, so that the
+    resumed session keeps its system prompt and history there."""
+    if not dest.exists():
+        shutil.copyfile(source, dest)
+    elif not dest.samefile(source):
+        raise SessionError(
+            f"session {session_id} is already in {dest.parent}; resume that one (ml-intern --resume {session_id}), "
+            f"or move it away to resume the copy {source}"
+        )
 
 
 def new_session_id() -> str:
@@ -121,7 +148,7 @@ class TraceWriter:
         self.close()
 
     def _write(self, record: dict[str, Any], *, sync: bool = False) -> None:
-        line = json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=str) + "\n"
+        line = json_line(record)
         with self._lock:
             if self._file.closed:
                 raise SessionError(f"trace {self.path} is closed; open a new TraceWriter to continue the session")
@@ -133,6 +160,27 @@ class TraceWriter:
 
 def _now() -> float:
     return round(time.time(), 3)
+
+
+def json_line(record: Any) -> str:
+    """`record` as one line of JSON that can be written as UTF-8, whatever text it holds.
+
+    Text is kept readable (not \\u-escaped), except in a record holding a lone surrogate (malformed model output
+    such as `\\udcff`), which UTF-8 cannot encode: that record is written with escapes, so it is kept whole and
+    reads back the same.
+    """
+    line = json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=str)
+    if _has_surrogate(line):
+        line = json.dumps(record, ensure_ascii=True, separators=(",", ":"), default=str)
+    return line + "\n"
+
+
+def _has_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _drop_partial_tail(path: Path) -> None:
@@ -347,7 +395,7 @@ def find_session(id_or_prefix: str, home: Path | None = None) -> Path:
     given = Path(id_or_prefix).expanduser()
     if given.is_file() or (given / TRACE_FILE).is_file():
         return given if given.is_file() else given / TRACE_FILE
-    wanted = id_or_prefix.strip()
+    wanted = check_session_id(id_or_prefix.strip(), "--resume")
     sessions = list_sessions(home)
     exact = [s for s in sessions if s.id == wanted]
     matches = exact or [s for s in sessions if wanted and s.id.startswith(wanted)]

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from agent.config import TraceUploadConfig
 from agent.errors import AgentError, ConfigError
 from agent.messages import Message, MessageKind
-from agent.trace import TraceState, iso_time, read_trace
+from agent.trace import TraceState, check_session_id, iso_time, json_line, read_trace
 
 if TYPE_CHECKING:
     from agent.redact import Redactor
@@ -129,9 +129,9 @@ def upload_trace(
     from huggingface_hub.errors import HfHubHTTPError
 
     state = read_trace(trace_path)
-    session_id = str(state.meta.get("id") or trace_path.parent.name)
+    session_id = check_session_id(str(state.meta.get("id") or trace_path.parent.name), trace_path)
     lines = to_viewer_jsonl(state, session_id, redactor)
-    data = "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines).encode()
+    data = "".join(json_line(line) for line in lines).encode()  # a lone surrogate comes out escaped
     path_in_repo = f"sessions/{session_id}.jsonl"
     try:
         repo = cfg.repo or f"{api.whoami(token=token)['name']}/{DEFAULT_REPO_NAME}"

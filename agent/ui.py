@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import re
@@ -18,6 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from agent.events import Event
+from agent.printable import SURROGATE, printable
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +41,18 @@ STOPPED = {
 }
 EXPLAINED = frozenset({"max_iterations", "budget", "doom_loop", "approval_denied"})
 """Stop reasons whose `final` text says what to do next (the others are shown by their own events)."""
+CARD_LINES = 12
+"""An approval card with more argument lines than this says how many there are (all are shown)."""
+
+
+def _printable_data(obj: Any) -> Any:
+    if isinstance(obj, str):
+        return printable(obj)
+    if isinstance(obj, dict):
+        return {_printable_data(k): _printable_data(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_printable_data(v) for v in obj]
+    return obj
 
 
 def tokens(n: int | float) -> str:
@@ -153,9 +167,10 @@ class ConsoleRenderer:
         """On a terminal, streamed markdown is shown live and printed rendered when the stream ends."""
 
     def render(self, event: Event) -> None:
+        """Show an event; model and tool text in it cannot act on the terminal (see `printable`)."""
         handler = getattr(self, f"_on_{event.type.value}", None)
         if handler is not None:
-            handler(event)
+            handler(dataclasses.replace(event, data=_printable_data(event.data)))
 
     # ---- output helpers the CLI uses directly -------------------------------------------------
 
@@ -164,10 +179,10 @@ class ConsoleRenderer:
         self.console.print(*objects, **kw)
 
     def info(self, text: str) -> None:
-        self.print(Text(text, style="dim"))
+        self.print(Text(printable(text), style="dim"))
 
     def warn(self, text: str) -> None:
-        self.print(Text(f"! {text}", style="yellow"))
+        self.print(Text(f"! {printable(text)}", style="yellow"))
 
     def warn_over_ctrl_c(self, text: str) -> None:
         """A warning written over the `^C` a terminal echoes when Ctrl+C is pressed."""
@@ -176,9 +191,9 @@ class ConsoleRenderer:
         self.warn(text)
 
     def error(self, message: str, hint: str = "", title: str = "error") -> None:
-        body = Text(message)
+        body = Text(printable(message))
         if hint:
-            body.append("\n→ ").append(hint, style="bold yellow")
+            body.append("\n→ ").append(printable(hint), style="bold yellow")
         self.print(Panel(body, title=title, title_align="left", border_style="red", expand=False))
 
     def plan(self, plan: list[dict[str, Any]]) -> None:
@@ -188,7 +203,7 @@ class ConsoleRenderer:
         out = Text("plan\n", style="bold")
         for item in plan:
             mark, style = PLAN_MARKS.get(str(item.get("status")), ("○", "dim"))
-            out.append(f"  {mark} ", style=style).append(str(item.get("content", "")) + "\n")
+            out.append(f"  {mark} ", style=style).append(printable(str(item.get("content", ""))) + "\n")
         out.rstrip()
         self.print(out)
 
@@ -201,12 +216,12 @@ class ConsoleRenderer:
         for col in cols or [""]:
             table.add_column(col)
         for row in rows:
-            table.add_row(*(Text(cell) for cell in row))  # cells are data (session previews), never markup
+            table.add_row(*(Text(printable(cell)) for cell in row))  # data (session previews), never markup
         self.print(table)
 
     def answer(self, text: str) -> None:
         """A final answer that was not streamed, as markdown."""
-        self.print(Markdown(text))
+        self.print(Markdown(printable(text)))
 
     # ---- events -------------------------------------------------------------------------------
 
@@ -319,13 +334,15 @@ class ConsoleRenderer:
         parts: list[RenderableType] = [Text(str(d.get("summary") or d.get("name", "")), style="bold")]
         if d.get("effects"):
             parts.append(Text("effects: ", style="dim").append(", ".join(map(str, d["effects"])), style="yellow"))
+        if "protected" in (d.get("effects") or []) and d.get("reason"):  # the path and what runs it, said plainly
+            parts.append(Text(f"⚠ {d['reason']}", style="bold red"))
         if d.get("cost_usd"):
             parts.append(Text("estimated cost: ", style="dim").append(usd(float(d["cost_usd"])), style="bold"))
         args = _argument_lines(d.get("arguments"), shown=str(d.get("summary") or ""))
-        if len(args) > 12 and not self.verbose:
-            args = [*args[:12], f"… {len(args) - 12} more lines"]
-        if args:
+        if args:  # whole: a line left out is where `; curl …` would hide
             parts.append(Text("\n".join(args), style="dim"))
+        if len(args) > CARD_LINES:
+            parts.append(Text(f"({len(args)} lines of arguments, all shown above: scroll up to read them)"))
         title = f"approval needed · {d.get('name', '')}"
         self.print(Panel(Group(*parts), title=title, title_align="left", border_style="yellow", expand=False))
 
@@ -407,7 +424,10 @@ class JsonRenderer:
         self.stream = stream
 
     def render(self, event: Event) -> None:
-        self.stream.write(json.dumps(event.to_dict(), ensure_ascii=False, default=str) + "\n")
+        line = json.dumps(event.to_dict(), ensure_ascii=False, default=str)
+        if SURROGATE.search(line):  # a lone surrogate cannot be written; escapes keep the line valid JSON
+            line = json.dumps(event.to_dict(), default=str)
+        self.stream.write(line + "\n")
         self.stream.flush()
 
 

@@ -33,6 +33,9 @@ class Effect(StrEnum):
     PUBLISH = "publish"
     """Makes something visible outside the repo: a Hub push, a PR, a comment."""
     DESTRUCTIVE = "destructive"
+    PROTECTED = "protected"
+    """Writes a path that makes code run later: .git internals, a virtual environment, ML Intern's own code or
+    config (added per call, from the arguments)."""
 
 
 Emit = Callable[[ToolEvent], None]
@@ -41,6 +44,10 @@ Emit = Callable[[ToolEvent], None]
 
 def _ignore(_event: ToolEvent) -> None:
     return None
+
+
+CallEffects = Callable[["ToolContext", dict[str, Any]], dict[Effect, str]]
+"""Effects a call adds from its arguments, each with why, in words for the person approving."""
 
 
 @dataclass
@@ -94,6 +101,13 @@ class Tool:
     """A one-line human summary of a call, for approval prompts."""
     estimate_cost: Callable[[dict[str, Any]], float | None] | None = None
     """Estimated USD cost of a call, when it spends money."""
+    call_effects: CallEffects | None = None
+    """Effects added by a call's arguments (e.g. `protected` for a write to `.git/config`)."""
+
+    def effects_of(self, ctx: ToolContext, args: dict[str, Any]) -> tuple[frozenset[Effect], list[str]]:
+        """The effects of one call (the tool's own and those its arguments add), and why the added ones apply."""
+        added = self.call_effects(ctx, args) if self.call_effects is not None else {}
+        return self.effects | added.keys(), list(added.values())
 
     @property
     def read_only(self) -> bool:
@@ -198,6 +212,7 @@ def tool(
     name: str | None = None,
     summarize: Callable[[dict[str, Any]], str] | None = None,
     estimate_cost: Callable[[dict[str, Any]], float | None] | None = None,
+    call_effects: CallEffects | None = None,
 ) -> Callable[[ToolFn], Tool]:
     """Declare a tool from an async function whose first parameter is the ToolContext.
 
@@ -223,6 +238,7 @@ def tool(
             args_model=model,
             summarize=summarize,
             estimate_cost=estimate_cost,
+            call_effects=call_effects,
         )
 
     return wrap

@@ -16,6 +16,7 @@ from typing import Any, BinaryIO
 
 from agent.errors import ToolError
 from agent.tools.base import Effect, ToolContext, tool
+from agent.tools.protect import protected_reason
 
 logger = logging.getLogger(__name__)
 
@@ -110,6 +111,15 @@ def os_errors(path: str) -> Iterator[None]:
         yield
     except OSError as e:
         raise ToolError(f"{path}: {e.strerror or e}") from None
+
+
+def utf8(text: str, what: str) -> bytes:
+    """`text` as UTF-8; a lone surrogate (malformed model output) is an error the model reads, not a crash."""
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        bad = text[e.start : e.end].encode("unicode_escape").decode()
+        raise ToolError(f"{what} holds {bad} at {e.start}, which is not text (a lone surrogate); resend it") from None
 
 
 def display_path(ctx: ToolContext, path: Path) -> str:
@@ -223,6 +233,16 @@ async def read(ctx: ToolContext, path: str, offset: int = 1, limit: int = 2000) 
 # ---- write ------------------------------------------------------------------------------------
 
 
+def protected_path(ctx: ToolContext, args: dict[str, Any]) -> dict[Effect, str]:
+    """`protected`, with why, when the call writes a path that makes code run later (see agent/tools/protect.py)."""
+    try:
+        target = resolve_path(ctx, str(args.get("path", "")), write=True)
+    except ToolError:
+        return {}  # the call fails on its own, saying why
+    why = protected_reason(ctx.workdir.resolve(), target)
+    return {Effect.PROTECTED: why} if why else {}
+
+
 def atomic_write(target: Path, data: bytes, base: Path | None = None) -> None:
     """Replace `target` with `data` in one step, keeping the mode of an existing file.
 
@@ -254,7 +274,7 @@ def atomic_write(target: Path, data: bytes, base: Path | None = None) -> None:
 
 def _write(ctx: ToolContext, target: Path, content: str) -> str:
     shown = display_path(ctx, target)
-    data = content.encode("utf-8")
+    data = utf8(content, "content")
     with os_errors(shown):
         existed = target.exists()
         atomic_write(target, data, ctx.workdir.resolve())
@@ -262,7 +282,7 @@ def _write(ctx: ToolContext, target: Path, content: str) -> str:
     return f"{'Replaced' if existed else 'Created'} {shown}: {len(data):,} bytes, {lines} lines"
 
 
-@tool(effects=[Effect.WRITE], summarize=lambda a: f"write {a.get('path')}")
+@tool(effects=[Effect.WRITE], summarize=lambda a: f"write {a.get('path')}", call_effects=protected_path)
 async def write(ctx: ToolContext, path: str, content: str) -> str:
     """Create or overwrite a file; parent folders are created.
 
@@ -347,7 +367,7 @@ def _replace(ctx: ToolContext, target: Path, shown: str, old: str, new: str, rep
         )
     first = text.index(old)
     updated = text.replace(old, new) if replace_all else text.replace(old, new, 1)
-    atomic_write(target, updated.encode("utf-8"), ctx.workdir.resolve())
+    atomic_write(target, utf8(updated, "new"), ctx.workdir.resolve())
     line = text.count("\n", 0, first)
     after = _numbered(updated.splitlines(), line - 2, line + min(new.count("\n"), 6) + 3)
     return f"Edited {shown}: {count if replace_all else 1} replacement(s).\n{after}"
@@ -357,7 +377,7 @@ def _summarize_edit(args: dict[str, Any]) -> str:
     return f"edit {args.get('path')}"
 
 
-@tool(effects=[Effect.WRITE], summarize=_summarize_edit)
+@tool(effects=[Effect.WRITE], summarize=_summarize_edit, call_effects=protected_path)
 async def edit(ctx: ToolContext, path: str, old: str, new: str, replace_all: bool = False) -> str:
     """Replace an exact piece of text in a file.
 
@@ -385,6 +405,7 @@ __all__ = [
     "open_folder",
     "open_inside",
     "os_errors",
+    "protected_path",
     "read",
     "resolve_path",
     "write",

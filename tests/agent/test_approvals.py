@@ -59,6 +59,29 @@ def test_always_grant_is_per_tool():
     assert p.decide(make([Effect.SPEND]), {}, Budget(None)).decision is Decision.AUTO
 
 
+WHY = ["writes .git/config: git runs commands named there"]
+PROTECTED_WRITE = frozenset({Effect.WRITE, Effect.PROTECTED})
+
+
+def test_a_protected_write_asks_in_the_chat_and_is_denied_headless_saying_why():
+    asked = policy(False).decide(make([Effect.WRITE]), {}, Budget(None), PROTECTED_WRITE, WHY)
+    assert asked.decision is Decision.ASK
+    assert asked.reason.startswith("writes .git/config: git runs commands named there; ")
+    denied = policy(True).decide(make([Effect.WRITE]), {}, Budget(None), PROTECTED_WRITE, WHY)
+    assert denied.decision is Decision.DENY
+    assert "writes .git/config" in denied.reason and "headless" in denied.reason
+    assert policy(False).decide(make([Effect.WRITE]), {}, Budget(None)).decision is Decision.AUTO
+
+
+def test_always_never_covers_a_protected_write_but_yolo_does():
+    p = policy(False)
+    p.always.add("job")
+    assert p.decide(make([Effect.WRITE]), {}, Budget(None), PROTECTED_WRITE, WHY).decision is Decision.ASK
+    assert policy(False, yolo=True).decide(make([Effect.WRITE]), {}, Budget(None), PROTECTED_WRITE).decision is (
+        Decision.AUTO
+    )
+
+
 def test_cost_estimate_is_reported_when_asking():
     verdict = policy(False).decide(make([Effect.SPEND], cost=1.25), {}, Budget(10.0))
     assert verdict.decision is Decision.ASK and verdict.cost_usd == 1.25

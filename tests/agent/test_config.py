@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import tracemalloc
+
 import pytest
 
 from agent.config import deep_merge, load_config, parse_override, substitute_env
@@ -84,3 +87,70 @@ def test_sandbox_defaults_and_a_bad_mode_named():
         load_config(overrides=parse_override("sandbox.processes=0"), use_user_file=False)
     unbounded = load_config(overrides=parse_override("sandbox.memory_mb=null"), use_user_file=False)
     assert unbounded.sandbox.memory_mb is None
+
+
+BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{b}: &{b} [{', '.join([f'*{a}'] * 9)}]\n" for a, b in zip("abcdefgh", "bcdefghi", strict=True)
+)
+"""Nine levels of nine aliases each: 9^9 (387 million) values once expanded."""
+
+
+@pytest.mark.parametrize(
+    ("data", "needle"),
+    [
+        (b"model: caf\xe9\n", "is not UTF-8 text (byte 0xe9 at offset 10); save it as UTF-8"),
+        (b"mcpServers: &a {x: *a}\n", "an alias that contains itself"),
+        (b"tools: &t [bash, *t]\n", "an alias that contains itself"),
+        (BOMB.encode(), "expands to more than 100,000 values"),
+        (b"x: " + b"[" * 500 + b"]" * 500, "nested more than 100 levels deep"),
+        (b"# padding\n" * 110_000, "is over 1024 KiB"),
+    ],
+)
+def test_a_config_that_would_crash_or_blow_up_is_refused_with_bounded_memory(tmp_path, data, needle):
+    path = tmp_path / "bad.yaml"
+    path.write_bytes(data)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ConfigError) as err:
+            load_config(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert needle in str(err.value) and str(path) in str(err.value)
+    assert peak < 64 << 20  # the bomb is refused before it is expanded
+
+
+def test_aliases_that_only_share_values_still_work(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("mcpServers:\n  a: &srv {command: x, timeout: 5}\n  b: *srv\n")
+    cfg = load_config(path)
+    assert cfg.mcpServers["a"] == cfg.mcpServers["b"]
+
+
+def test_an_override_that_is_not_yaml_names_the_key_and_says_to_quote_it():
+    with pytest.raises(ConfigError, match=r"the value of -c model is not valid YAML \(quote the value"):
+        parse_override("model=[unclosed")
+    with pytest.raises(ConfigError, match="alias that contains itself"):
+        parse_override("tools=&t [*t]")
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        "llm.timeout=0",
+        "llm.timeout=-5",
+        "llm.max_retries=-1",
+        "llm.backoff_base=-1",
+        "llm.max_output_tokens=0",
+        "context.tool_output_chars=0",
+        "context.tool_output_chars=-100",
+        "context.context_window=0",
+        "context.keep_recent_messages=-1",
+        "bash_timeout=0",
+        "mcpServers.s.timeout=-1",
+    ],
+)
+def test_zero_or_negative_limits_are_refused_naming_the_key(override):
+    key = override.split("=")[0]
+    with pytest.raises(ConfigError, match=rf"{re.escape(key)}: Input should be greater than"):
+        load_config(overrides=parse_override(override), use_user_file=False)

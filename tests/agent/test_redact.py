@@ -275,6 +275,76 @@ def test_more_secret_names(name: str) -> None:
     assert is_secret_name(name)
 
 
+@pytest.mark.parametrize(
+    "name",
+    [
+        "MYAPP_APIKEY",
+        "OPENAI_APIKEY",
+        "SENTRY_DSN",
+        "HF_TOKEN_WRITE",
+        "GITHUB_TOKEN_RO",
+        "SECRET_KEY_BASE",
+        "GHTOKEN",
+        "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+    ],
+)
+def test_names_with_a_secret_word_anywhere_are_secret(name: str) -> None:
+    assert is_secret_name(name)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "ACTIONS_ID_TOKEN_REQUEST_URL",
+        "PASSWORD_STORE_DIR",
+        "AWS_SHARED_CREDENTIALS_FILE",
+        "SSH_AUTH_SOCK",
+        "GIT_ASKPASS",
+        "MAX_TOKENS",
+        "SECRETS_MANAGER_ARN",
+    ],
+)
+def test_names_that_point_at_or_describe_a_secret_are_not_secret(name: str) -> None:
+    assert not is_secret_name(name)
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "STRIPE_KEY={}",
+        "export MYAPP_APIKEY={}",
+        "SENTRY_DSN=https://{}@o1.ingest.sentry.io/4",
+        "HF_TOKEN_WRITE={}",
+        '"GITHUB_TOKEN_RO": "{}"',
+        "OPENAI_APIKEY: {}",
+        "SMTP_PASS='{}'",
+    ],
+)
+def test_dotenv_lines_under_names_without_a_known_suffix_are_redacted(template: str) -> None:
+    value = alnum(16) + "7" + alnum(16)
+
+    out = Redactor().redact(template.format(value))
+
+    assert value not in out
+    assert REDACTED in out
+    assert out.startswith(template[: template.index("{}")].split("https")[0])  # the name is kept
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "CACHE_KEY=model_cache_name",
+        'PRIMARY_KEY = "user_id"',
+        "HF_TOKEN_PATH=/home/user/.cache/hf/token2",
+        "TOKEN_URL=https://auth.example/oauth2/token",
+        "MAX_TOKENS=4096000",
+        "SORT_KEY: created_at",
+    ],
+)
+def test_keys_that_are_not_secrets_stay(text: str) -> None:
+    assert Redactor().redact(text) == text
+
+
 def test_scrub_env_keeps_credential_paths_and_drops_token_values() -> None:
     env = {
         "GOOGLE_APPLICATION_CREDENTIALS": "/keys/sa.json",
@@ -319,6 +389,23 @@ def test_a_long_run_without_spaces_is_released_with_a_tail_held() -> None:
 
     assert out == "a" * (10_000 - StreamRedactor.TAIL)
     assert s.flush() == "a" * StreamRedactor.TAIL
+
+
+def test_a_value_learnt_late_is_redacted_from_installed_log_filters() -> None:
+    from agent.redact import redact_in_logs
+
+    key = alnum(30)  # e.g. from `llm.api_key_env: MY_LLM`, a name nothing recognises
+    handler = logging.StreamHandler()
+    handler.addFilter(RedactingFilter(Redactor()))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        redact_in_logs(key)
+    finally:
+        root.removeHandler(handler)
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "retrying: key %s rejected", (key,), None)
+    handler.filters[0].filter(record)  # type: ignore[union-attr]
+    assert record.getMessage() == f"retrying: key {REDACTED} rejected"
 
 
 def test_logging_filter_redacts_messages_arguments_and_tracebacks() -> None:

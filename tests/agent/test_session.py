@@ -12,9 +12,11 @@ from agent.config import load_config
 from agent.errors import ConfigError, SessionError
 from agent.events import Approval, EventType, UserInput
 from agent.llm.scripted import ScriptedModel, call, say
+from agent.messages import Message
 from agent.session import open_session
 from agent.tools.base import Effect, ToolContext, tool
 from agent.tools.families import Family
+from agent.trace import list_sessions
 
 HUB = "https://hub.test"
 
@@ -208,3 +210,73 @@ async def test_a_call_cut_by_a_crash_is_reported_as_state_unknown_with_its_outpu
     assert told.role == "tool" and told.content.startswith("State unknown: the session stopped")
     assert told.content.endswith("Last output seen:\nstarted\nhalf-way")
     assert h2.session.messages[-3].meta["state"] == "unknown"
+
+
+# ---- session ids, copied traces, start-up failures ----------------------------------------------
+
+
+def _open(tmp_path, resume=None, home=None, model=None, **config):  # type: ignore[no-untyped-def]
+    return open_session(
+        load_config(overrides=config, use_user_file=False),
+        workdir=tmp_path,
+        headless=True,
+        model=model or ScriptedModel([]),
+        resume=resume,
+        home=home or tmp_path / "home",
+    )
+
+
+@pytest.mark.parametrize("bad_id", ["../../../x", "a/b", "..", "/abs", ".hidden"])
+async def test_a_trace_whose_id_would_leave_the_sessions_folder_is_refused(tmp_path, bad_id):  # type: ignore[no-untyped-def]
+    crafted = tmp_path / "crafted" / "trace.jsonl"
+    crafted.parent.mkdir()
+    lines = [
+        {"t": "meta", "ts": 1, "id": bad_id, "model": "scripted"},
+        {"t": "msg", "ts": 1, "m": {"role": "system", "content": "s"}},
+    ]
+    crafted.write_text("".join(json.dumps(r) + "\n" for r in lines))
+    before = sorted(p for p in tmp_path.rglob("*"))
+
+    with pytest.raises(SessionError, match="is not a session id"):
+        await _open(tmp_path, resume=str(crafted), home=tmp_path / "a" / "b" / "home")
+
+    assert sorted(p for p in tmp_path.rglob("*")) == before  # nothing written anywhere
+
+
+async def test_a_resume_id_that_is_no_id_is_refused_and_an_empty_one_too(tmp_path):  # type: ignore[no-untyped-def]
+    with pytest.raises(SessionError, match="is not a session id"):
+        await _open(tmp_path, resume="../../etc")
+    with pytest.raises(SessionError, match="give a session id"):
+        await _open(tmp_path, resume="")
+
+
+async def test_resuming_a_copied_trace_keeps_the_system_prompt_and_history(tmp_path):  # type: ignore[no-untyped-def]
+    first = await _open(tmp_path, home=tmp_path / "laptop")
+    first.add(Message.user("remember 7"))
+    await first.close()
+    copy = tmp_path / "shared" / "trace.jsonl"
+    copy.parent.mkdir()
+    copy.write_bytes((first.dir / "trace.jsonl").read_bytes())
+
+    moved = await _open(tmp_path, resume=str(copy), home=tmp_path / "server")
+    moved.add(Message.user("what was it?"))
+    await moved.close()
+    again = await _open(tmp_path, resume=first.id, home=tmp_path / "server")  # by id, where it now lives
+    await again.close()
+
+    assert moved.dir == tmp_path / "server" / "sessions" / first.id
+    assert [m.role for m in again.messages] == ["system", "user", "user"]
+    assert [m.content for m in again.messages[1:]] == ["remember 7", "what was it?"]
+    assert copy.read_bytes() == (first.dir / "trace.jsonl").read_bytes()  # the copy itself is left as it was
+    with pytest.raises(SessionError, match="is already in"):  # a second, different copy does not overwrite it
+        await _open(tmp_path, resume=str(copy), home=tmp_path / "server")
+
+
+async def test_a_session_that_fails_to_start_leaves_nothing_to_list(tmp_path):  # type: ignore[no-untyped-def]
+    with pytest.raises(ConfigError):
+        await _open(tmp_path, system_prompt="nope.j2")
+    with pytest.raises(ConfigError):
+        await _open(tmp_path, tools=["bash", "nope"])
+
+    assert list_sessions(tmp_path / "home") == []
+    assert not any((tmp_path / "home" / "sessions").iterdir())

@@ -74,6 +74,23 @@ def test_round_trip_messages_meta_and_events(tmp_path: Path) -> None:
     assert read_trace(path.parent).messages == state.messages
 
 
+def test_a_lone_surrogate_from_the_model_is_written_and_reads_back_the_same(tmp_path: Path) -> None:
+    path = _trace(tmp_path, "s1")
+    bad = "bad \udcff text"
+    answer = Message("assistant", bad, tool_calls=[ToolCall("c1", "write", '{"content": "x\udcff"}')])
+    with TraceWriter(path) as w:
+        w.message(Message.user("日本語で"))
+        w.message(answer)
+        w.event(Event(EventType.TOOL_CALL, {"call_id": "c1", "arguments": {"content": "x\udcff"}}, seq=1))
+    raw = path.read_bytes().decode("utf-8")  # valid UTF-8 all through
+    assert "日本語で" in raw  # records without a surrogate stay readable
+    assert "\\udcff" in raw
+    state = read_trace(path)
+    assert state.messages[1] == answer
+    assert state.events[0].data["arguments"] == {"content": "x\udcff"}
+    assert state.warnings == []
+
+
 def test_history_replacement_keeps_times_of_kept_messages(tmp_path: Path) -> None:
     path = _trace(tmp_path, "s1")
     first, second = Message.user("first"), Message("assistant", "one")

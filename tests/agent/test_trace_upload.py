@@ -143,6 +143,18 @@ def test_upload_creates_a_private_dataset_and_commits_the_redacted_session(tmp_p
     assert lines[0]["message"]["content"] == f"fine-tune distilbert; my token is {REDACTED}"
 
 
+def test_a_lone_surrogate_in_the_session_is_uploaded_escaped(tmp_path: Path, hf_token: str) -> None:
+    path = tmp_path / SESSION / "trace.jsonl"
+    _write_session(path, hf_token)
+    with TraceWriter(path) as w:
+        w.message(Message("assistant", "bad \udcff text"))
+    with respx.mock(base_url=HUB, assert_all_called=False, assert_all_mocked=True) as hub:
+        routes = _hub_routes(hub)
+        upload_trace(path, TraceUploadConfig(enabled=True, repo=DATASET), token=hf_token, endpoint=HUB)
+    _, lines = _committed_file(routes["commit"].calls.last.request)  # valid UTF-8, one JSON object a line
+    assert lines[-1]["message"]["content"][0]["text"] == "bad \udcff text"
+
+
 def test_upload_to_a_configured_repo_skips_whoami_and_tolerates_existing(tmp_path: Path, hf_token: str) -> None:
     path = tmp_path / SESSION / "trace.jsonl"
     _write_session(path, hf_token)

@@ -167,6 +167,18 @@ async def test_symlinks_inside_the_workspace_are_fine(ctx: ToolContext) -> None:
 # ---- write ------------------------------------------------------------------------------------
 
 
+async def test_a_lone_surrogate_in_written_text_is_an_error_the_model_reads(ctx: ToolContext) -> None:
+    (ctx.workdir / "a.txt").write_text("old\n")
+
+    wrote = await run(ctx, "write", path="b.txt", content="x\udcff")
+    edited = await run(ctx, "edit", path="a.txt", old="old", new="n\udcffew")
+
+    assert wrote == ("content holds \\udcff at 1, which is not text (a lone surrogate); resend it", True)
+    assert edited[1] and "\\udcff" in edited[0]
+    assert not (ctx.workdir / "b.txt").exists()
+    assert (ctx.workdir / "a.txt").read_text() == "old\n"
+
+
 async def test_write_creates_parents_and_reports_size(ctx: ToolContext) -> None:
     out, err = await run(ctx, "write", path="src/pkg/mod.py", content="a = 1\nb = 2\n")
 
