@@ -44,9 +44,18 @@ def explain(reply: Reply, dataset: str, has_token: bool) -> str:
         return f"no such config or split in {dataset}; list them with dataset_overview"
     if reply.status == 422:
         return f"the dataset viewer rejected the arguments: {said}"
-    if said and reply.status == 500 and code != "UnexpectedError":
-        return f"the dataset viewer cannot read {dataset} ({code or 'error'}): {clip(said, 200)}; try hub_file"
+    cause = _cause(reply)
+    if reply.status == 500 and cause:
+        return f"the dataset viewer cannot read {dataset}: {clip(said, 200)} ({cause}); look at its files with hub_repo"
     return f"the dataset viewer failed ({reply.status}); try again later or read the files with hub_file"
+
+
+def _cause(reply: Reply) -> str:
+    try:
+        data = json.loads(reply.body)
+    except ValueError:
+        return ""
+    return str(data.get("cause_exception") or "") if isinstance(data, dict) else ""
 
 
 def feature_type(spec: object) -> str:
