@@ -36,7 +36,7 @@ def explain(reply: Reply, dataset: str, has_token: bool) -> str:
         return f"the dataset viewer has not processed {dataset} yet; retry in a minute or read its files with hub_file"
     if code in ("DatasetInBlockListError", "DatasetWithTooManyConfigsError") or reply.status == 501:
         return f"the dataset viewer does not serve {dataset} ({said or code}); read its files with hub_repo/hub_file"
-    if reply.status in (401, 403, 404) and said != "Not found.":
+    if reply.status in (401, 403) or (reply.status == 404 and said != "Not found."):
         if has_token:
             return f"{dataset} does not exist, or is private/gated and HF_TOKEN has no access; check the id"
         return f"{dataset} does not exist, or is private/gated and no HF_TOKEN is set; check the id or set HF_TOKEN"
@@ -127,10 +127,10 @@ async def dataset_overview(ctx: ToolContext, dataset: str, config: str = "") -> 
 def row_line(row: dict[str, Any]) -> str:
     cells = row.get("row") if isinstance(row.get("row"), dict) else {}
     assert isinstance(cells, dict)
-    shown = {}
+    shown: dict[str, Any] = {}
     for k, v in cells.items():
         text = v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)
-        shown[k] = text if len(text) <= CELL_CHARS else f"{text[:CELL_CHARS]}…({len(text)} chars)"
+        shown[k] = v if len(text) <= CELL_CHARS else f"{text[:CELL_CHARS]}…({len(text)} chars)"
     return f"#{row.get('row_idx')} {json.dumps(shown, ensure_ascii=False)}"
 
 
