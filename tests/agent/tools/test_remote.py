@@ -123,3 +123,15 @@ async def test_an_anonymous_client_says_which_variable_to_set(tmp_path, api: res
     assert "no HF_TOKEN is set; a token raises the limit" in result.output
     assert auth(route.calls.last.request) is None
     await anon.aclose()
+
+
+def test_research_families_import_no_http_stack() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, agent.tools.hub, agent.tools.datasets, agent.tools.papers, agent.tools.docs, agent.tools.github; "
+        "print(sorted(m for m in ('httpx', 'huggingface_hub', 'litellm') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
