@@ -11,9 +11,9 @@ from agent.tools.base import Effect, ToolContext, tool
 from agent.tools.families import Family
 from agent.tools.hub import check_repo
 from agent.tools.remote import HubHTTP, Reply
-from agent.tools.render import clip, count, size
+from agent.tools.render import BUDGET, clip, count, size
 
-CELL_CHARS = 300
+CELL_CHARS = 200
 _VIEWER_ERRORS = (401, 403, 404, 422, 500, 501)
 
 
@@ -159,8 +159,16 @@ async def dataset_rows(
     total = data.get("num_rows_total")
     if not rows:
         return f"no rows (offset {offset}, {total if total is not None else '?'} rows in total)"
-    head = f"rows {offset}-{offset + len(rows) - 1} of {count(total)}" + (" (partial)" if data.get("partial") else "")
-    return "\n".join([head, *(row_line(r) for r in rows)])
+    lines: list[str] = []
+    for row in rows:
+        line = row_line(row)
+        if lines and sum(map(len, lines)) + len(line) > BUDGET:
+            break
+        lines.append(line)
+    last = offset + len(lines) - 1
+    more = f"; more with offset={last + 1}" if len(lines) < len(rows) else ""
+    head = f"rows {offset}-{last} of {count(total)}" + (" (partial)" if data.get("partial") else "") + more
+    return "\n".join([head, *lines])
 
 
 def stat_line(column: dict[str, Any]) -> str:

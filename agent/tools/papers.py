@@ -93,7 +93,8 @@ async def _citing(hub: HubHTTP, kind: str, arxiv_id: str) -> str:
         return f"{kind}s citing it: not available ({e})"
     if not items:
         return f"{kind}s citing it: none on the Hub"
-    return f"{kind}s citing it (top {len(items)}):\n" + "\n".join(f"  {hit_line(kind, i)}" for i in items)
+    top = items[:CITING_SHOWN]
+    return f"{kind}s citing it (top {len(top)}):\n" + "\n".join(f"  {hit_line(kind, i)}" for i in top)
 
 
 @tool(effects=[Effect.READ, Effect.NETWORK])

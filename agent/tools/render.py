@@ -7,6 +7,8 @@ from typing import Any
 
 LINE_CHARS = 500
 """Lines of a file window longer than this are cut."""
+BUDGET = 8000
+"""Characters a tool shows at most in one call (the core spills anything past its own, larger, cap)."""
 
 
 def clip(text: object, limit: int) -> str:
@@ -40,21 +42,26 @@ def day(stamp: object) -> str:
     return str(stamp)[:10] if stamp else "?"
 
 
-def window(text: str, offset: int, limit: int, *, name: str) -> str:
-    """Lines `offset`..`offset+limit-1` of `text` (1-based), numbered, with a footer saying how to read on."""
+def window(text: str, offset: int, limit: int, *, name: str, budget: int = BUDGET) -> str:
+    """Lines `offset`..`offset+limit-1` of `text` (1-based), numbered, at most `budget` characters, with a footer
+    saying how to read on."""
     lines = text.splitlines()
     total = len(lines)
     if total == 0:
         return f"{name} is empty"
     if offset > total:
         raise ValueError(f"offset {offset} is past the end of {name} ({total} lines)")
-    shown = lines[offset - 1 : offset - 1 + limit]
-    width = len(str(offset + len(shown)))
-    body = "\n".join(
-        f"{n:>{width}}  {line if len(line) <= LINE_CHARS else line[:LINE_CHARS] + '…'}"
-        for n, line in enumerate(shown, start=offset)
-    )
-    end = offset + len(shown) - 1
+    width = len(str(min(total, offset + limit - 1)))
+    out: list[str] = []
+    used = 0
+    for n, line in enumerate(lines[offset - 1 : offset - 1 + limit], start=offset):
+        row = f"{n:>{width}}  {line if len(line) <= LINE_CHARS else line[:LINE_CHARS] + '…'}"
+        if out and used + len(row) > budget:
+            break
+        out.append(row)
+        used += len(row) + 1
+    body = "\n".join(out)
+    end = offset + len(out) - 1
     more = f"; more with offset={end + 1}" if end < total else ""
     return f"{body}\n[{name}: lines {offset}-{end} of {total}{more}]"
 
