@@ -32,6 +32,7 @@ def _size() -> dict[str, Any]:
     rows = {"train": 67349, "validation": 872, "test": 1821}
     body["size"]["splits"] = [
         {**split_keys, "dataset": DATASET, "config": "default", "split": s, "num_rows": n, "num_columns": 3}
+        | {"num_bytes_parquet_files": n * 48, "num_bytes_memory": n * 72}
         for s, n in rows.items()
     ]
     return body
