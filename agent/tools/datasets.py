@@ -50,6 +50,15 @@ def explain(reply: Reply, dataset: str, has_token: bool) -> str:
     return f"the dataset viewer failed ({reply.status}); try again later or read the files with hub_file"
 
 
+def _dict(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: object) -> list[dict[str, Any]]:
+    """The dict items of a list (anything else in a malformed body is skipped)."""
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
 def _cause(reply: Reply) -> str:
     try:
         data = json.loads(reply.body)
@@ -98,28 +107,27 @@ async def dataset_overview(ctx: ToolContext, dataset: str, config: str = "") -> 
     sizes, parquet = await asyncio.gather(
         _maybe(viewer(hub, "size", dataset, config=config)), _maybe(viewer(hub, "parquet", dataset, config=config))
     )
-    splits = (sizes or {}).get("size", {}).get("splits") if sizes else None
+    splits = _list(_dict(_dict(sizes).get("size")).get("splits"))
     if not splits:
-        splits = (await viewer(hub, "splits", dataset, config=config)).get("splits", [])
+        splits = _list((await viewer(hub, "splits", dataset, config=config)).get("splits"))
     if not splits:
         return f"{dataset}: no splits found{f' in config {config!r}' if config else ''}"
     lines = [f"{dataset} · viewer: {', '.join(able)}", "config/split: rows (parquet size)"]
-    for s in (s for s in splits[:30] if isinstance(s, dict)):
+    for s in splits[:30]:
         rows, parquet_bytes = count(s.get("num_rows")), size(s.get("num_bytes_parquet_files"))
         lines.append(f"  {s.get('config')}/{s.get('split')}: {rows} rows ({parquet_bytes})")
     first = config or str(splits[0].get("config"))
-    info = (await viewer(hub, "info", dataset, config=first)).get("dataset_info", {})
-    if isinstance(info, dict):
-        features = info.get("features") or {}
-        if isinstance(features, dict):
-            lines.append(f"features ({first}): " + "; ".join(f"{k}: {feature_type(v)}" for k, v in features.items()))
-        if info.get("license"):
-            lines.append(f"license: {clip(info['license'], 100)}")
-    files = [f for f in (parquet or {}).get("parquet_files", []) if isinstance(f, dict)]
+    info = _dict((await viewer(hub, "info", dataset, config=first)).get("dataset_info"))
+    features = _dict(info.get("features"))
+    if features:
+        lines.append(f"features ({first}): " + "; ".join(f"{k}: {feature_type(v)}" for k, v in features.items()))
+    if info.get("license"):
+        lines.append(f"license: {clip(info['license'], 100)}")
+    files = _list(_dict(parquet).get("parquet_files"))
     if files:
         lines.append(f"parquet: {len(files)} files, {size(sum(f.get('size') or 0 for f in files))}")
         lines += [f"  {f.get('config')}/{f.get('split')} {size(f.get('size'))} {f.get('url')}" for f in files[:10]]
-    if (sizes or {}).get("partial") or (parquet or {}).get("partial"):
+    if _dict(sizes).get("partial") or _dict(parquet).get("partial"):
         lines.append("(partial: the viewer converted only part of this large dataset)")
     return "\n".join(lines)
 
@@ -155,7 +163,7 @@ async def dataset_rows(
         data = await viewer(hub, "filter", dataset, where=where, **args)
     else:
         data = await viewer(hub, "rows", dataset, **args)
-    rows = [r for r in data.get("rows", []) if isinstance(r, dict)]
+    rows = _list(data.get("rows"))
     total = data.get("num_rows_total")
     if not rows:
         return f"no rows (offset {offset}, {total if total is not None else '?'} rows in total)"
@@ -193,7 +201,7 @@ async def dataset_stats(ctx: ToolContext, dataset: str, config: str, split: str)
     """Column statistics of a split: label balance, text lengths, numeric ranges, nulls."""
     hub, dataset = ctx.deps.get(HubHTTP), check_repo(dataset)
     data = await viewer(hub, "statistics", dataset, config=config, split=split)
-    columns = [c for c in data.get("statistics", []) if isinstance(c, dict)]
+    columns = _list(data.get("statistics"))
     head = f"{dataset} {config}/{split}: {count(data.get('num_examples'))} rows" + (
         " (partial)" if data.get("partial") else ""
     )

@@ -53,7 +53,7 @@ class GitHubHTTP(Remote):
 
 def check_repo(repo: str) -> str:
     repo = repo.strip().removeprefix("https://github.com/").strip("/")
-    if not REPO.match(repo):
+    if not REPO.match(repo) or any(part in (".", "..") for part in repo.split("/")):
         raise ToolError(f"{repo!r} is not a GitHub repository; use owner/name, e.g. 'huggingface/trl'")
     return repo
 

@@ -33,7 +33,7 @@ def check_repo(repo_id: str) -> str:
     repo_id = repo_id.strip().strip("/")
     for prefix in ("https://huggingface.co/", "datasets/", "spaces/"):
         repo_id = repo_id.removeprefix(prefix)
-    if not REPO_ID.match(repo_id):
+    if not REPO_ID.match(repo_id) or any(part in (".", "..") for part in repo_id.split("/")):
         raise ToolError(f"{repo_id!r} is not a repo id; use owner/name, e.g. 'google-bert/bert-base-uncased'")
     return repo_id
 

@@ -132,3 +132,15 @@ async def test_stats_show_label_balance_and_ranges(ctx: ToolContext, api: respx.
     assert lines[0] == "nyu-mll/glue ax/test: 1.1k rows"
     assert "label (class_label) · 3 values: entailment=0, neutral=0, contradiction=0 · no label: 1104" in lines
     assert any(line.startswith("hypothesis (string_text) · min=11 · max=296") for line in lines)
+
+
+async def test_malformed_viewer_bodies_are_observations_not_crashes(ctx: ToolContext, api: respx.MockRouter) -> None:
+    route(api, "is-valid", httpx.Response(200, json=viewer("is-valid")))
+    route(api, "size", httpx.Response(200, json={"size": ["not", "a", "dict"]}))
+    route(api, "parquet", httpx.Response(200, json={"parquet_files": "nope"}))
+    route(api, "splits", httpx.Response(200, json={"splits": None}))
+    result = await call(dataset_overview, ctx, dataset="o/d")
+    assert not result.is_error and result.output == "o/d: no splits found"
+    route(api, "rows", httpx.Response(200, json=["a", "list"]))
+    result = await call(dataset_rows, ctx, dataset="o/d", config="c", split="s")
+    assert result.is_error and "unexpected answer for /rows" in result.output

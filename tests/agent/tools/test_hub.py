@@ -97,7 +97,7 @@ async def test_missing_repos_and_files_say_what_to_check(ctx: ToolContext, api: 
     api.get(f"{HUB}/org/m/resolve/main/nope.txt").respond(404, headers={"X-Error-Code": "EntryNotFound"})
     result = await call(hub_file, ctx, repo_id="org/m", path="nope.txt")
     assert result.is_error and "no such file in this repo" in result.output
-    for bad in ("not a repo id!", "a/b/c"):
+    for bad in ("not a repo id!", "a/b/c", "../x", "org/.."):
         assert "is not a repo id" in (await call(hub_repo, ctx, repo_id=bad)).output
 
 
