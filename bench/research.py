@@ -130,6 +130,7 @@ def routes(bodies: dict[str, Any]) -> Iterator[dict[str, int]]:
             side_effect=answer({"dataset_info": _example("info", "config metadata")["dataset_info"]})
         )
         mock.get(f"{viewer}/rows").mock(side_effect=answer(bodies["rows"]))
+        mock.get(f"{viewer}/first-rows").mock(side_effect=answer(bodies["rows"]))
         mock.get(f"{viewer}/statistics").mock(side_effect=answer(_example("statistics")))
         mock.get("https://api.github.com/search/code").mock(side_effect=answer(bodies["code"]))
         mock.get(url__regex=r"https://api\.github\.com/repos/.+/contents/.+").mock(
@@ -192,7 +193,10 @@ async def trajectory(tmp: Path, overrides: dict[str, Any]) -> tuple[ScriptedMode
                     raise RuntimeError(f"the trajectory stopped: {ev.data}")
                 agent.submit(Shutdown())
         await runner
+        crashed = [m.content[:200] for m in session.messages if m.role == "tool" and "The tool crashed" in m.content]
         await session.close()
+        if crashed:
+            raise RuntimeError(f"a tool crashed in the benchmark trajectory (a route is missing?): {crashed[0]}")
     await hub.aclose()
     await gh.aclose()
     return model, served["largest"]

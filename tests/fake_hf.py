@@ -92,6 +92,10 @@ def routes() -> dict[str, Callable[[dict[str, list[str]]], Any]]:
         "/parquet": lambda q: {"parquet_files": [], "pending": [], "failed": [], "partial": False},
         "/info": lambda q: _info(),
         "/rows": lambda q: _rows(),
+        "/first-rows": lambda q: (
+            {"dataset": DATASET, "config": "default", "split": "train", "truncated": False}
+            | {k: v for k, v in _rows().items() if k in ("features", "rows")}
+        ),
         "/api/docs/search": lambda q: hits,
         "/docs/transformers/main_classes/trainer": lambda q: TRAINER_PAGE,
     }

@@ -153,7 +153,8 @@ async def dataset_rows(
     search: str = "",
     where: str = "",
 ) -> str:
-    """Rows of a split, one per line; `search` for full-text search, `where` for an SQL filter like "label"=1."""
+    """Rows of a split from `offset`, one per line; `search` for full-text search, `where` for an SQL filter like
+    "label"=1."""
     hub, dataset = ctx.deps.get(HubHTTP), check_repo(dataset)
     length, offset = max(1, min(length, 100)), max(0, offset)
     args = {"config": config, "split": split, "offset": offset, "length": length}
@@ -161,9 +162,11 @@ async def dataset_rows(
         data = await viewer(hub, "search", dataset, query=search, **args)
     elif where:
         data = await viewer(hub, "filter", dataset, where=where, **args)
+    elif offset == 0:  # served as soon as the viewer has a preview, before any parquet conversion
+        data = await viewer(hub, "first-rows", dataset, config=config, split=split)
     else:
         data = await viewer(hub, "rows", dataset, **args)
-    rows = _list(data.get("rows"))
+    rows = _list(data.get("rows"))[:length]
     total = data.get("num_rows_total")
     if not rows:
         return f"no rows (offset {offset}, {total if total is not None else '?'} rows in total)"

@@ -117,11 +117,11 @@ def test_a_research_run_finds_checks_reads_writes_and_runs_on_ten_rows(tmp_path:
     assert f"{DATASET} · text-classification · 120.0k dl" in outputs
     assert f"{MODEL} · text-classification · 3.5M dl · 800 likes" in outputs
     assert "default/train: 67.3k rows" in outputs and "label: ClassLabel[negative, positive]" in outputs
-    assert '#2 {"idx": 2, "sentence": "loved it", "label": 1}' in outputs
+    assert "rows 0-2 of ?" in outputs and '#2 {"idx": 2, "sentence": "loved it", "label": 1}' in outputs
     assert "transformers › Trainer" in outputs and "The [`Trainer`] class provides a complete training loop." in outputs
     assert "rows=10 vocab=" in outputs and "train_accuracy=1.00" in outputs
     assert token not in json.dumps(sent)  # the model never sees the token
-    assert {s.path for s in hf.seen} >= {"/api/datasets", "/api/models", "/is-valid", "/size", "/info", "/rows"}
+    assert {s.path for s in hf.seen} >= {"/api/datasets", "/api/models", "/is-valid", "/size", "/info", "/first-rows"}
     assert all(s.authorization == f"Bearer {token}" for s in hf.seen)
     tools = {t["function"]["name"] for t in sent[0]["tools"]}
     assert {"hub_search", "dataset_overview", "paper_search", "docs_read", "github_read", "bash"} <= tools

@@ -85,7 +85,9 @@ async def test_documented_viewer_errors_say_what_to_do(
 ) -> None:
     route(api, endpoint, viewer_error(endpoint, status, example, code))
     tool = {"is-valid": dataset_overview, "rows": dataset_rows, "statistics": dataset_stats}[endpoint]
-    args = {"dataset": "o/d"} if endpoint == "is-valid" else {"dataset": "o/d", "config": "c", "split": "train"}
+    args: dict[str, object] = {"dataset": "o/d"}
+    if endpoint != "is-valid":
+        args |= {"config": "c", "split": "train", **({"offset": 5} if endpoint == "rows" else {})}
     result = await call(tool, ctx, **args)
     assert result.is_error and says in result.output
 
@@ -141,6 +143,17 @@ async def test_malformed_viewer_bodies_are_observations_not_crashes(ctx: ToolCon
     route(api, "splits", httpx.Response(200, json={"splits": None}))
     result = await call(dataset_overview, ctx, dataset="o/d")
     assert not result.is_error and result.output == "o/d: no splits found"
-    route(api, "rows", httpx.Response(200, json=["a", "list"]))
+    route(api, "first-rows", httpx.Response(200, json=["a", "list"]))
     result = await call(dataset_rows, ctx, dataset="o/d", config="c", split="s")
-    assert result.is_error and "unexpected answer for /rows" in result.output
+    assert result.is_error and "unexpected answer for /first-rows" in result.output
+
+
+async def test_the_first_rows_come_from_the_preview(ctx: ToolContext, api: respx.MockRouter) -> None:
+    first = route(api, "first-rows", httpx.Response(200, json=viewer("first-rows", example="Truncated cells")))
+    out = (await call(dataset_rows, ctx, dataset="ETDataset/ett", config="m2", split="test", length=2)).output
+    lines = out.splitlines()
+    assert lines[0] == "rows 0-1 of ?" and len(lines) == 3
+    assert (
+        lines[1].startswith('#0 {"start": "2016-07-01T00:00:00", "target": "[38.66') and '"item_id": "OT"' in lines[1]
+    )
+    assert dict(first.calls.last.request.url.params) == {"dataset": "ETDataset/ett", "config": "m2", "split": "test"}

@@ -135,3 +135,53 @@ def test_research_families_import_no_http_stack() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+EVERY_TOOL = [
+    ("hub_search", {}),
+    ("hub_repo", {"repo_id": "o/m"}),
+    ("hub_file", {"repo_id": "o/m", "path": "a.py"}),
+    ("dataset_overview", {"dataset": "o/d"}),
+    ("dataset_rows", {"dataset": "o/d", "config": "c", "split": "s", "offset": 3}),
+    ("dataset_stats", {"dataset": "o/d", "config": "c", "split": "s"}),
+    ("paper_search", {"query": "lora"}),
+    ("paper_read", {"arxiv_id": "2106.09685"}),
+    ("docs_search", {"query": "trainer"}),
+    ("docs_read", {"page": "trl/index"}),
+    ("github_search_code", {"query": "SFTConfig"}),
+    ("github_read", {"repo": "o/r", "path": "a.py"}),
+]
+TEXT_TOOLS = {"hub_file", "docs_read"}
+"""Tools that read text, where any body is a valid answer."""
+
+
+@pytest.mark.parametrize(("name", "args"), EVERY_TOOL, ids=[n for n, _ in EVERY_TOOL])
+@pytest.mark.parametrize(
+    ("failure", "says"),
+    [
+        (httpx.Response(500, json={"error": "Internal Error"}), "500"),
+        (httpx.Response(503, text="overloaded"), "503"),
+        (httpx.Response(429, headers={"Retry-After": "120"}), "rate limit"),
+        (httpx.Response(404, json={"error": "Not found"}), "not found|does not exist"),
+        (httpx.Response(200, text="{truncated"), "malformed"),
+        (httpx.ConnectError("connection reset"), "could not reach"),
+    ],
+    ids=["500", "503", "429", "404", "malformed", "network"],
+)
+async def test_every_tool_turns_every_failure_into_an_observation(
+    ctx: ToolContext, api: respx.MockRouter, name: str, args: dict[str, object], failure: object, says: str
+) -> None:
+    from agent.tools.families import select
+
+    tool = next(t for f in select(["hub", "datasets", "papers", "docs", "github"]) for t in f.tools if t.name == name)
+    route = api.route()
+    if isinstance(failure, httpx.Response):
+        route.mock(return_value=failure)
+    else:
+        route.mock(side_effect=failure)
+    result = await tool.run(ctx, args)
+    if says == "malformed" and name in TEXT_TOOLS:
+        assert not result.is_error and "{truncated" in result.output
+        return
+    assert result.is_error, result.output
+    assert any(word in result.output.lower() for word in says.split("|")), result.output
