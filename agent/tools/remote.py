@@ -134,9 +134,12 @@ class Remote:
         import httpx
 
         for _ in range(6):
-            request = self.client.build_request(
-                "GET", url, params=params, headers={**self.extra_headers, **headers, **self.auth_headers(url)}
-            )
+            try:
+                request = self.client.build_request(
+                    "GET", url, params=params, headers={**self.extra_headers, **headers, **self.auth_headers(url)}
+                )
+            except httpx.InvalidURL as e:
+                raise ToolError(f"not a valid URL ({e}); check the names and paths given") from None
             try:
                 response = await self.client.send(request, stream=True)
                 try:

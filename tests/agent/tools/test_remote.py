@@ -185,3 +185,9 @@ async def test_every_tool_turns_every_failure_into_an_observation(
         return
     assert result.is_error, result.output
     assert any(word in result.output.lower() for word in says.split("|")), result.output
+
+
+async def test_an_unusable_url_is_an_observation(ctx: ToolContext, api: respx.MockRouter) -> None:
+    result = await call(hub_file, ctx, repo_id="o/m", path="a\x00b.txt")
+    assert result.is_error and "not a valid URL" in result.output
+    assert not api.calls
