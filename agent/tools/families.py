@@ -16,6 +16,11 @@ from agent.tools.deps import Dependency
 
 FAMILY_MODULES: dict[str, str] = {
     "workspace": "agent.tools.workspace",
+    "hub": "agent.tools.hub",
+    "datasets": "agent.tools.datasets",
+    "papers": "agent.tools.papers",
+    "docs": "agent.tools.docs",
+    "github": "agent.tools.github",
 }
 """Family name → the module that declares it (as `FAMILY`)."""
 

@@ -14,7 +14,7 @@ from agent.errors import ConfigError
 def test_packaged_default_is_valid():
     cfg = load_config(use_user_file=False)
     assert cfg.max_iterations == 300 and cfg.model.startswith("huggingface/")
-    assert cfg.tools == ["workspace"]
+    assert cfg.tools == ["workspace", "hub", "datasets", "papers", "docs", "github"]
 
 
 def test_user_file_then_overrides(tmp_path, monkeypatch):
