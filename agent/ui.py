@@ -19,28 +19,11 @@ from rich.table import Table
 from rich.text import Text
 
 from agent.events import Event
+from agent.format import EXPLAINED, PLAN_MARKS, RETRY_REASONS, STOPPED, seconds, short_args, tokens, usage_line, usd
 from agent.printable import SURROGATE, printable
 
 logger = logging.getLogger(__name__)
 
-PLAN_MARKS = {
-    "completed": ("✓", "green"),
-    "done": ("✓", "green"),
-    "in_progress": ("◐", "yellow"),
-    "active": ("◐", "yellow"),
-}
-"""Plan item status → (mark, style); anything else is pending (○)."""
-STOPPED = {
-    "max_iterations": "stopped: too many steps",
-    "budget": "stopped: budget reached",
-    "doom_loop": "stopped: repeating itself",
-    "error": "failed",
-    "interrupted": "interrupted",
-    "approval_denied": "stopped: approval denied",
-    "suspended": "paused: waiting for an approval (resume the session to answer it)",
-}
-EXPLAINED = frozenset({"max_iterations", "budget", "doom_loop", "approval_denied"})
-"""Stop reasons whose `final` text says what to do next (the others are shown by their own events)."""
 CARD_LINES = 12
 """An approval card with more argument lines than this says how many there are (all are shown)."""
 
@@ -53,56 +36,6 @@ def _printable_data(obj: Any) -> Any:
     if isinstance(obj, list | tuple):
         return [_printable_data(v) for v in obj]
     return obj
-
-
-def tokens(n: int | float) -> str:
-    """1234 → 1.2k, 1234567 → 1.2M."""
-    if n >= 1_000_000:
-        return f"{n / 1_000_000:.1f}M"
-    return f"{n / 1000:.1f}k" if n >= 1000 else str(int(n))
-
-
-RETRY_REASONS = {
-    "rate_limit": "rate limited",
-    "timeout": "no answer in time",
-    "stream": "the answer stream broke off",
-    "connection": "cannot reach the model",
-    "overloaded": "the provider is overloaded",
-}
-"""Retryable error kind → what the one-line retry notice says (the provider's message only with -v)."""
-
-
-def usd(x: float) -> str:
-    """$0, $0.0123, $0.52, $12.30: cents once they matter, more digits for small runs."""
-    if not x:
-        return "$0"
-    return f"${x:.2f}" if x >= 0.1 else f"${x:.4f}"
-
-
-def seconds(s: float) -> str:
-    return f"{s:.1f}s" if s < 60 else f"{int(s // 60)}m{int(s % 60):02d}s"
-
-
-def usage_line(usage: dict[str, Any], context_tokens: int = 0, context_window: int = 0) -> str:
-    """`12.3k in · 1.2k out · 8.0k cached · $0.0123 · context 23%` (empty parts left out)."""
-    parts = [f"{tokens(usage.get('prompt_tokens', 0))} in", f"{tokens(usage.get('completion_tokens', 0))} out"]
-    if usage.get("cached_tokens"):
-        parts.append(f"{tokens(usage['cached_tokens'])} cached")
-    parts.append(usd(float(usage.get("cost_usd") or 0.0)))
-    if context_window:
-        parts.append(f"context {100 * context_tokens // context_window}%")
-    return " · ".join(parts)
-
-
-def _short_args(arguments: Any) -> str:
-    if isinstance(arguments, str):
-        try:
-            arguments = json.loads(arguments)
-        except ValueError:
-            return str(arguments)
-    if isinstance(arguments, dict):
-        return " ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in arguments.items())
-    return json.dumps(arguments, ensure_ascii=False)
 
 
 def _argument_lines(arguments: Any, shown: str) -> list[str]:
@@ -288,7 +221,7 @@ class ConsoleRenderer:
     def _on_tool_call(self, e: Event) -> None:
         d = e.data
         line = Text("▸ ", style="cyan").append(str(d.get("name", "")), style="bold cyan").append("  ")
-        line.append(str(d.get("summary") or _short_args(d.get("arguments", ""))))
+        line.append(str(d.get("summary") or short_args(d.get("arguments", ""))))
         self.print(line, no_wrap=True, overflow="ellipsis")
 
     def _on_tool_output(self, e: Event) -> None:

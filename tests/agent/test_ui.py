@@ -10,7 +10,8 @@ import pytest
 from rich.console import Console
 
 from agent.events import Event, EventType
-from agent.ui import ConsoleRenderer, JsonRenderer, tokens, usage_line, usd
+from agent.format import tokens, usage_line, usd
+from agent.ui import ConsoleRenderer, JsonRenderer
 
 
 def ev(type_: str, ts: float = 0.0, **data: Any) -> Event:
