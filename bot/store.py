@@ -408,7 +408,7 @@ class Store:
         async with self.db.transaction() as tx:
             runs = await tx.all("SELECT state, COUNT(*) AS n FROM runs GROUP BY state")
             deliveries = await tx.all("SELECT outcome, COUNT(*) AS n FROM deliveries GROUP BY outcome")
-            inbox = await tx.one("SELECT COUNT(*) AS n FROM inbox WHERE state <> 'done'")
+            inbox = await tx.one("SELECT COUNT(*) AS n FROM inbox WHERE state IN ('new', 'claimed')")
         return {
             "runs": {r["state"]: int(r["n"]) for r in runs},
             "deliveries": {r["outcome"]: int(r["n"]) for r in deliveries},

@@ -71,7 +71,9 @@ def event(name: str, **changes: Any) -> dict[str, Any]:
     return payload
 
 
-def comment_event(body: str, *, comment_id: int = 555, number: int = 1, login: str = MAINTAINER, **more: Any) -> dict[str, Any]:
+def comment_event(
+    body: str, *, comment_id: int = 555, number: int = 1, login: str = MAINTAINER, **more: Any
+) -> dict[str, Any]:
     payload = event("issue_comment.created.with-installation")
     payload["comment"] = dict(payload["comment"], id=comment_id, body=body)
     payload["comment"]["user"] = dict(payload["comment"]["user"], login=login)
@@ -112,7 +114,9 @@ class Server:
                 return AgentExecutor(config, home, model_factory=self.model_factory)
 
             async def main() -> None:
-                task = asyncio.create_task(serve(self.settings, self.data_dir, make, "127.0.0.1", 0, on_server=on_server))
+                task = asyncio.create_task(
+                    serve(self.settings, self.data_dir, make, "127.0.0.1", 0, on_server=on_server)
+                )
                 while not (self.server is not None and self.server.started) and not task.done():
                     await asyncio.sleep(0.01)
                 started.set()
@@ -173,7 +177,9 @@ def serve(settings: Settings, tmp_path: Path) -> Iterator[Callable[..., Server]]
     servers: list[Server] = []
 
     def start(model_factory: Callable[[], Model] | None = None, **kw: Any) -> Server:
-        s = Server(kw.get("settings", settings), kw.get("data_dir", tmp_path / "data"), model_factory or model_answering())
+        s = Server(
+            kw.get("settings", settings), kw.get("data_dir", tmp_path / "data"), model_factory or model_answering()
+        )
         servers.append(s.start())
         return s
 
