@@ -117,7 +117,7 @@ class Server:
                 task = asyncio.create_task(
                     serve(self.settings, self.data_dir, make, "127.0.0.1", 0, on_server=on_server)
                 )
-                while not (self.server is not None and self.server.started) and not task.done():
+                while not (self.server is not None and self.server.started) and not task.done():  # noqa: ASYNC110
                     await asyncio.sleep(0.01)
                 started.set()
                 await task
