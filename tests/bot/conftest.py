@@ -23,6 +23,9 @@ from bot.executor import AgentExecutor
 from bot.settings import Settings
 from bot.webhooks import sign
 from tests.bot.fake_github import APP_ID, FIXTURES, FakeGitHub, new_key
+from tests.bot.pg import postgres_url
+
+__all__ = ["postgres_url"]
 
 REPO = "Codertocat/Hello-World"
 MAINTAINER = "Codertocat"
