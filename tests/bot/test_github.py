@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from bot.auth import AppJWT, load_private_key
 from bot.github import MAX_BODY_CHARS, GitHub, GitHubError, Target, bound_body, rate_limit_wait
 from tests.bot.conftest import REPO
-from tests.bot.fake_github import APP_ID, Fault, FakeGitHub
+from tests.bot.fake_github import APP_ID, FakeGitHub, Fault
 
 
 @pytest.fixture
