@@ -98,6 +98,9 @@ def main(argv: list[str] | None = None) -> int:
         problems = "; ".join(f"{'.'.join(str(p) for p in err['loc']).upper()}: {err['msg']}" for err in e.errors())
         return _error(f"bad setting: {problems}")
     try:
+        from bot.server import preflight
+
+        preflight(settings)  # secret, key, App id: before the model layer's slow import
         agent_config = load_config(args.config, _overrides(args, config_overrides))
         from agent.session import build_model
 

@@ -43,12 +43,18 @@ async def identify(github: GitHub, api_url: str) -> Identity:
         raise ConfigError(f"GET /app at {api_url} did not return an App (id and slug); check GITHUB_API_URL") from None
 
 
+def preflight(settings: Settings) -> AppJWT:
+    """The checks that need no network: a real webhook secret, a readable key, the App id, the API URL."""
+    settings.webhook_secret()
+    settings.api_url()
+    return AppJWT(settings.app_id(), load_private_key(settings.private_key_pem()))
+
+
 async def build(settings: Settings, data_dir: Path, *, client: httpx.AsyncClient | None = None) -> Services:
     """Check everything the server needs before it listens; raise ConfigError naming what to set."""
-    settings.webhook_secret()  # refuses a missing or placeholder secret first
-    key = load_private_key(settings.private_key_pem())
+    jwt = preflight(settings)
     api_url = settings.api_url()
-    github = GitHub(api_url, AppJWT(settings.app_id(), key), client=client, max_attempts=3)
+    github = GitHub(api_url, jwt, client=client, max_attempts=3)
     try:
         me = await identify(github, api_url)
         worker_id = uuid.uuid4().hex[:16]
@@ -96,4 +102,4 @@ async def serve(
         await s.github.aclose()
 
 
-__all__ = ["ExecutorFactory", "build", "identify", "serve"]
+__all__ = ["ExecutorFactory", "build", "identify", "preflight", "serve"]

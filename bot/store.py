@@ -175,7 +175,10 @@ class Store:
                 + ") ORDER BY id LIMIT 1",
                 (r.repo, r.number, row["id"]),
             )
-            busy = await tx.one(f"SELECT COUNT(*) AS n FROM runs WHERE state IN {_ACTIVE_SQL}")
+            busy = await tx.one(  # active runs, and queued ones that will start first
+                f"SELECT COUNT(*) AS n FROM runs WHERE state IN {_ACTIVE_SQL} OR (state = 'queued' AND id < ?)",
+                (row["id"],),
+            )
         waiting = busy is not None and int(busy["n"]) >= self.max_runs
         return Placement(_run(row), int(ahead["id"]) if ahead else None, waiting)
 

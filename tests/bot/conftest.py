@@ -90,6 +90,41 @@ def model_answering(text: str = "Here is the answer.") -> Callable[[], Model]:
     return lambda: ScriptedModel(lambda messages: say(text))
 
 
+def post_delivery(
+    url: str,
+    secret: str,
+    name: str,
+    payload: Any,
+    *,
+    delivery: str | None = None,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+) -> httpx.Response:
+    """POST a delivery the way GitHub does: the event and delivery headers, signed over the exact bytes sent."""
+    data = body if body is not None else json.dumps(payload).encode()
+    sent = {
+        "X-GitHub-Event": name,
+        "X-GitHub-Delivery": delivery or str(uuid.uuid4()),
+        "X-Hub-Signature-256": sign(secret.encode(), data),
+        "Content-Type": "application/json",
+        "User-Agent": "GitHub-Hookshot/test",
+    }
+    sent.update(headers or {})
+    return httpx.post(f"{url}/webhook", content=data, headers=sent, timeout=30)
+
+
+def env_for(github: FakeGitHub, pem: str, secret: str, **more: str) -> dict[str, str]:
+    """The server's settings as the environment variables the README documents."""
+    return {
+        "GITHUB_APP_ID": str(APP_ID),
+        "GITHUB_APP_PRIVATE_KEY": pem,
+        "GITHUB_WEBHOOK_SECRET": secret,
+        "GITHUB_API_URL": github.api_url,
+        "ML_INTERN_POLL_SECONDS": "0.2",
+        **more,
+    }
+
+
 @dataclass
 class Server:
     """The real app under uvicorn in a thread of its own, with its own event loop."""
@@ -158,17 +193,8 @@ class Server:
         body: bytes | None = None,
         headers: dict[str, str] | None = None,
     ) -> httpx.Response:
-        data = body if body is not None else json.dumps(payload).encode()
-        key = (secret if secret is not None else self.settings.webhook_secret().decode()).encode()
-        sent = {
-            "X-GitHub-Event": name,
-            "X-GitHub-Delivery": delivery or str(uuid.uuid4()),
-            "X-Hub-Signature-256": sign(key, data),
-            "Content-Type": "application/json",
-            "User-Agent": "GitHub-Hookshot/test",
-        }
-        sent.update(headers or {})
-        return httpx.post(f"{self.url}/webhook", content=data, headers=sent, timeout=30)
+        key = secret if secret is not None else self.settings.webhook_secret().decode()
+        return post_delivery(self.url, key, name, payload, delivery=delivery, body=body, headers=headers)
 
     def get(self, path: str) -> httpx.Response:
         return httpx.get(f"{self.url}{path}", timeout=30)
