@@ -61,7 +61,7 @@ class Settings(BaseSettings):
     def private_key_pem(self) -> bytes:
         """The App's private key as PEM bytes, from GITHUB_APP_PRIVATE_KEY or GITHUB_APP_PRIVATE_KEY_PATH."""
         if self.github_app_private_key is not None and self.github_app_private_key.get_secret_value().strip():
-            return self.github_app_private_key.get_secret_value().strip().replace("\\n", "\n").encode()
+            return self.github_app_private_key.get_secret_value().replace("\\n", "\n").strip().encode()
         if self.github_app_private_key_path is not None:
             path = self.github_app_private_key_path.expanduser()
             try:

@@ -41,7 +41,9 @@ def test_a_killed_server_resumes_its_queue_and_resolves_its_running_run(
     with ScriptedServer(answer) as model:
         first = ServerProcess(env, tmp_path, *model_args(model)).wait_ready()
         for n in (1, 2, 3):
-            r = post_delivery(first.url, secret, "issue_comment", comment_event(f"@{SLUG} job {n}", comment_id=n, number=n))
+            r = post_delivery(
+                first.url, secret, "issue_comment", comment_event(f"@{SLUG} job {n}", comment_id=n, number=n)
+            )
             assert r.status_code == 202
         working = github.wait_until(lambda: [n for n in (1, 2, 3) if any("Working" in b for b in bodies(github, n))])
         waiting = [n for n in (1, 2, 3) if n not in working]
@@ -82,7 +84,9 @@ def test_two_processes_share_postgres(
             with ThreadPoolExecutor(8) as pool:
                 codes = list(
                     pool.map(
-                        lambda i: post_delivery(procs[i % 2].url, secret, "issue_comment", same, delivery="dup").status_code,
+                        lambda i: (
+                            post_delivery(procs[i % 2].url, secret, "issue_comment", same, delivery="dup").status_code
+                        ),
                         range(8),
                     )
                 )
