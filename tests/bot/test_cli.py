@@ -41,6 +41,7 @@ def run_serve(tmp_path: Path, env: dict[str, str], *args: str) -> subprocess.Com
     )
 
 
+@pytest.mark.slow
 def test_no_secret_no_key_and_a_bad_key_refuse_to_start(tmp_path: Path) -> None:
     result = run_serve(tmp_path, {"GITHUB_APP_ID": "1"})
     assert result.returncode == 2
