@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import time
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
 
 from bot import handlers
 from bot.services import Services
@@ -30,10 +32,8 @@ def create_app(s: Services, worker: Worker, secret: bytes, max_body: int) -> Fas
         yield
         await worker.stop()
 
-    app = FastAPI(title="ml-intern", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
-
-    @app.post("/webhook")
-    async def webhook(request: Request) -> JSONResponse:
+    async def webhook(request: Request) -> Response:
+        """Signature, parse, decide, answer: milliseconds, never the agent."""
         headers = request.headers
         delivery_id = headers.get("x-github-delivery")
         try:
@@ -44,13 +44,18 @@ def create_app(s: Services, worker: Worker, secret: bytes, max_body: int) -> Fas
         except WebhookError as e:
             s.count(f"deliveries.{e.status}")
             logger.info("delivery %s refused (%d): %s", delivery_id, e.status, e, extra={"delivery_id": delivery_id})
-            return JSONResponse({"error": str(e)}, e.status)
+            return _json({"error": str(e)}, e.status)
         except Exception:
             s.count_error("webhook")
             logger.exception("delivery %s failed", delivery_id, extra={"delivery_id": delivery_id})
-            return JSONResponse({"error": "internal error"}, 500)
+            return _json({"error": "internal error"}, 500)
         s.count(f"deliveries.{status}")
-        return JSONResponse({"status": reason}, status)
+        return _json({"status": reason}, status)
+
+    # A plain Starlette route: the body must stay raw bytes until the signature is checked, so FastAPI's
+    # parameter parsing has nothing to do here.
+    routes: list[BaseRoute] = [Route("/webhook", webhook, methods=["POST"])]
+    app = FastAPI(title="ml-intern", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan, routes=routes)
 
     @app.get("/healthz")
     async def healthz() -> JSONResponse:
@@ -80,6 +85,10 @@ def create_app(s: Services, worker: Worker, secret: bytes, max_body: int) -> Fas
         )
 
     return app
+
+
+def _json(content: dict[str, str], status: int) -> Response:
+    return Response(json.dumps(content).encode(), status, media_type="application/json")
 
 
 __all__ = ["create_app"]

@@ -21,13 +21,12 @@ async def accept(s: Services, d: Delivery) -> tuple[int, str]:
         await installation_event(s, d)
         return 200, "recorded"
     if from_bot(d.payload, s.me, s.allowed_bots):
-        await s.store.record_delivery(d.id, d.event, d.action, None)
         return 200, "ignored: sent by a bot"
     request = classify(d.event, d.payload, s.me)
+    if request is None:  # nothing to do, so nothing to de-duplicate: not written to the store
+        return 200, "ignored"
     if not await s.store.record_delivery(d.id, d.event, d.action, request):
         return 200, "duplicate delivery"
-    if request is None:
-        return 200, "ignored"
     s.wake()
     logger.info(
         "%s from %s on %s#%d",

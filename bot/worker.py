@@ -10,6 +10,7 @@ from typing import Protocol
 
 from bot import intake, render
 from bot.models import InboxItem, Run
+from bot.runloop import RunLoop
 from bot.services import Services
 
 logger = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ class Worker:
         self._intake: set[asyncio.Task[None]] = set()
         self._intake_slots = asyncio.Semaphore(INTAKE_CONCURRENCY)
         self._stopping: set[int] = set()
+        self._run_loop: RunLoop | None = None
         s.wake = self.wake
         s.stop_runs = self.stop_runs
 
@@ -60,6 +62,7 @@ class Worker:
     async def start(self) -> list[Run]:
         """Resolve runs a dead process left `running`, then start working; returns the runs resolved."""
         recovered = await self.recover()
+        self._run_loop = RunLoop()
         self._main = asyncio.create_task(self._loop(), name="ml-intern-worker")
         return recovered
 
@@ -79,6 +82,8 @@ class Worker:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if self._run_loop is not None:
+            await asyncio.to_thread(self._run_loop.stop)
 
     async def stop_runs(self, run_ids: list[int]) -> None:
         """Cancel runs executing in this process (others are found by their process's poll)."""
@@ -139,7 +144,8 @@ class Worker:
         logger.info("run %s started on %s#%d", run.id, run.repo, run.number, extra=log)
         try:
             await self.s.show(run, render.working(run, self.s.public_url), look_first=run.comment_id is None)
-            outcome = await self.executor.execute(run)
+            assert self._run_loop is not None
+            outcome = await self._run_loop.run(self.executor.execute(run))
             if outcome.session_id:
                 await self.s.store.set_session(run, outcome.session_id)
             if outcome.ok:

@@ -66,6 +66,7 @@ class Call:
     auth: str
     status: int
     body: Any
+    at: float = field(default_factory=time.monotonic)
 
 
 class FakeGitHub:

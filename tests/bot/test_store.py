@@ -96,12 +96,16 @@ async def test_a_run_waits_for_its_acknowledgement(open_store: Open) -> None:
 
 async def test_the_global_limit_holds(open_store: Open) -> None:
     store = await open_store(max_runs=2)
-    for n in range(4):
-        await queued(store, n)
-    placement = await store.create_run(req(9))
-    assert not placement.waiting_for_slot
+    assert not (await store.create_run(req(1))).waiting_for_slot
+    assert not (await store.create_run(req(2))).waiting_for_slot
+    assert (await store.create_run(req(3))).waiting_for_slot  # two runs start first
+    for run_id in (1, 2, 3):
+        await store.set_comment(run_id, 100 + run_id)
     assert [r is not None for r in [await store.claim_run() for _ in range(3)]] == [True, True, False]
     assert (await store.create_run(req(10))).waiting_for_slot
+    await store.finish_run(1, "done")
+    claimed = await store.claim_run()
+    assert claimed is not None and claimed.id == 3
 
 
 async def test_concurrent_claims_take_distinct_runs(open_store: Open) -> None:
