@@ -90,6 +90,22 @@ def model_answering(text: str = "Here is the answer.") -> Callable[[], Model]:
     return lambda: ScriptedModel(lambda messages: say(text))
 
 
+class _Gated(ScriptedModel):
+    """A scripted model that holds every call until `gate` opens: a run that stays `running` for as long as needed."""
+
+    def __init__(self, gate: threading.Event, text: str) -> None:
+        super().__init__(lambda messages: say(text))
+        self.gate = gate
+
+    async def complete(self, *args: Any, **kwargs: Any) -> Any:
+        await asyncio.to_thread(self.gate.wait, 30)
+        return await super().complete(*args, **kwargs)
+
+
+def gated(gate: threading.Event, text: str) -> Callable[[], Model]:
+    return lambda: _Gated(gate, text)
+
+
 def post_delivery(
     url: str,
     secret: str,

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import uuid
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from tests.bot.conftest import MAINTAINER, REPO, Server, comment_event, event
+from tests.bot.conftest import MAINTAINER, REPO, Server, comment_event, event, gated
 from tests.bot.fake_github import SLUG, FakeGitHub
 
 
@@ -211,20 +211,8 @@ def test_github_faults_during_the_acknowledgement_are_retried_without_duplicates
 
 
 def test_runs_in_one_thread_queue_behind_each_other(github: FakeGitHub, serve: Callable[..., Server]) -> None:
-    import threading
-
-    from agent.llm.scripted import ScriptedModel, say
-
     gate = threading.Event()
-
-    class Gated(ScriptedModel):
-        async def complete(self, *a, **kw):  # type: ignore[no-untyped-def]
-            import asyncio
-
-            await asyncio.to_thread(gate.wait, 30)
-            return await super().complete(*a, **kw)
-
-    srv = serve(model_factory=lambda: Gated(lambda m: say("ok")))
+    srv = serve(model_factory=gated(gate, "ok"))
     srv.deliver("issue_comment", comment_event(f"@{SLUG} first", comment_id=901))
     github.wait_until(lambda: [c for c in progress(github) if "Working" in c["body"]])
     srv.deliver("issue_comment", comment_event(f"@{SLUG} second", comment_id=902))
@@ -242,20 +230,8 @@ def test_runs_in_one_thread_queue_behind_each_other(github: FakeGitHub, serve: C
 def test_stop_cancels_queued_and_running_runs_and_retry_runs_again(
     github: FakeGitHub, serve: Callable[..., Server]
 ) -> None:
-    import threading
-
-    from agent.llm.scripted import ScriptedModel, say
-
     gate = threading.Event()
-
-    class Gated(ScriptedModel):
-        async def complete(self, *a, **kw):  # type: ignore[no-untyped-def]
-            import asyncio
-
-            await asyncio.to_thread(gate.wait, 30)
-            return await super().complete(*a, **kw)
-
-    srv = serve(model_factory=lambda: Gated(lambda m: say("retried answer")))
+    srv = serve(model_factory=gated(gate, "retried answer"))
     srv.deliver("issue_comment", comment_event(f"@{SLUG} long job", comment_id=1001))
     github.wait_until(lambda: [c for c in progress(github) if "Working" in c["body"]])
     srv.deliver("issue_comment", comment_event(f"@{SLUG} another", comment_id=1002))
@@ -288,11 +264,18 @@ def test_a_failed_run_says_how_to_retry(github: FakeGitHub, serve: Callable[...,
     assert srv.get("/metrics").json()["runs"] == {"failed": 1}
 
 
-def test_a_removed_repository_cancels_its_queued_runs(github: FakeGitHub, serve: Callable[..., Server]) -> None:
-    srv = serve()
-    created = event("installation.created")
-    assert srv.deliver("installation", created).json() == {"status": "recorded"}
+def test_a_removed_repository_cancels_its_runs(github: FakeGitHub, serve: Callable[..., Server]) -> None:
+    gate = threading.Event()
+    srv = serve(model_factory=gated(gate, "never shown"))
+    assert srv.deliver("installation", event("installation.created")).json() == {"status": "recorded"}
+    srv.deliver("issue_comment", comment_event(f"@{SLUG} one", comment_id=1101))
+    github.wait_until(lambda: [c for c in progress(github) if "Working" in c["body"]])
+    srv.deliver("issue_comment", comment_event(f"@{SLUG} two", comment_id=1102))
+    github.wait_until(lambda: [c for c in progress(github) if "Queued" in c["body"]])
     removed = event("installation_repositories.removed")
+    removed["installation"]["id"] = 1
     removed["repositories_removed"] = [{"full_name": REPO, "name": "Hello-World", "id": 1}]
-    assert srv.deliver("installation_repositories", removed).json() == {"status": "recorded"}
-    assert srv.deliver("installation_repositories", removed, delivery=str(uuid.uuid4())).status_code == 200
+    assert srv.deliver("installation_repositories", removed, delivery="r-1").json() == {"status": "recorded"}
+    assert srv.deliver("installation_repositories", removed, delivery="r-1").json() == {"status": "duplicate delivery"}
+    github.wait_until(lambda: srv.get("/metrics").json()["runs"] == {"cancelled": 2})
+    gate.set()
