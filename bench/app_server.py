@@ -280,7 +280,8 @@ def write_docs(results: list[Result], quick: bool, seconds: float, load: tuple[f
             "The webhook is a plain Starlette route inside the FastAPI app (the body must stay bytes until the "
             "signature is checked), so it skips FastAPI's per-request parameter handling that the bare FastAPI "
             "endpoint pays; the bare Starlette route is the like-for-like baseline.\n\n"
-            "**Time to first feedback.** 100 triggers on distinct threads, 20 ms apart; each is measured from the moment it is sent to the later of its 👀 reaction and its "
+            "**Time to first feedback.** 100 triggers on distinct threads, 20 ms apart; each is measured from the "
+            "moment it is sent to the later of its 👀 reaction and its "
             "progress comment reaching the fake GitHub (the permission check, the store and both API calls "
             "included), while earlier runs execute against a scripted model.",
             END,
