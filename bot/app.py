@@ -66,6 +66,23 @@ def create_app(s: Services, worker: Worker, secret: bytes, max_body: int) -> Fas
             ok = False
         return JSONResponse({"ok": ok, "store": "reachable" if ok else "unreachable"}, 200 if ok else 503)
 
+    @app.get("/runs/{run_id}")
+    async def run_page(run_id: int) -> JSONResponse:
+        """A run's state and times: what the comment links to. Nothing from the repository is shown here."""
+        run = await s.store.get_run(run_id)
+        if run is None:
+            return JSONResponse({"error": f"no run {run_id}"}, 404)
+        return JSONResponse(
+            {
+                "id": run.id,
+                "state": run.state,
+                "attempts": run.attempts,
+                "created_at": run.created_at,
+                "started_at": run.started_at,
+                "finished_at": run.finished_at,
+            }
+        )
+
     @app.get("/metrics")
     async def metrics() -> JSONResponse:
         stats = await s.store.stats()

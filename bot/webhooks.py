@@ -75,6 +75,8 @@ def parse(body: bytes, delivery_id: str | None, event: str | None) -> Delivery:
         raise WebhookError(400, "body is not UTF-8") from None
     except json.JSONDecodeError as e:
         raise WebhookError(400, f"body is not JSON: {e.msg} at position {e.pos}") from None
+    except RecursionError:
+        raise WebhookError(400, "body is nested too deeply") from None
     if not isinstance(payload, dict):
         raise WebhookError(400, f"body must be a JSON object, not {type(payload).__name__}")
     return Delivery(delivery_id, event, payload)

@@ -28,6 +28,13 @@ def test_a_mention_is_acknowledged_then_answered(github: FakeGitHub, serve: Call
     assert metrics["runs"] == {"done": 1}
     assert metrics["deliveries"] == {"queued": 1}
     assert srv.get("/healthz").json() == {"ok": True, "store": "reachable"}
+    page = srv.get("/runs/1").json()
+    assert (
+        page["state"] == "done"
+        and page["attempts"] == 1
+        and set(page) == {"id", "state", "attempts", "created_at", "started_at", "finished_at"}
+    )
+    assert srv.get("/runs/99").status_code == 404
 
 
 def test_refusals_are_answered_before_any_work(github: FakeGitHub, serve: Callable[..., Server]) -> None:

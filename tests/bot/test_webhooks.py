@@ -59,7 +59,13 @@ async def test_the_cap_stops_a_chunked_body_midway() -> None:
 
 @pytest.mark.parametrize(
     ("body", "message"),
-    [(b"{nope", "not JSON"), (b'"\xff"', "not UTF-8"), (b"[]", "JSON object"), (b"null", "JSON object")],
+    [
+        (b"{nope", "not JSON"),
+        (b'"\xff"', "not UTF-8"),
+        (b"[]", "JSON object"),
+        (b"null", "JSON object"),
+        (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+    ],
 )
 def test_unparseable_bodies_are_400(body: bytes, message: str) -> None:
     with pytest.raises(WebhookError) as e:
