@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from starlette.requests import ClientDisconnect
 from starlette.routing import BaseRoute, Route
 
 from bot import handlers
@@ -41,6 +42,10 @@ def create_app(s: Services, worker: Worker, secret: bytes, max_body: int) -> Fas
             verify(secret, body, headers.get("x-hub-signature-256"))
             delivery = parse(body, delivery_id, headers.get("x-github-event"))
             status, reason = await handlers.accept(s, delivery)
+        except ClientDisconnect:
+            s.count("deliveries.disconnected")
+            logger.info("delivery %s: the sender hung up", delivery_id, extra={"delivery_id": delivery_id})
+            return _json({"error": "client disconnected"}, 400)
         except WebhookError as e:
             s.count(f"deliveries.{e.status}")
             logger.info("delivery %s refused (%d): %s", delivery_id, e.status, e, extra={"delivery_id": delivery_id})

@@ -83,14 +83,15 @@ def main(argv: list[str] | None = None) -> int:
         import uvicorn  # noqa: F401
     except ImportError as e:
         return _error(f"{EXTRA_HINT} (missing: {e.name})")
+    from dotenv import load_dotenv
     from pydantic import ValidationError
 
-    from agent.cli import config_overrides
     from agent.config import load_config
     from agent.errors import AgentError, ConfigError
     from agent.trace import data_home
     from bot.settings import Settings
 
+    load_dotenv(Path.cwd() / ".env", override=False)  # the settings and the model's key; the environment wins
     _setup_logging(args.verbose)
     try:
         settings = Settings()
@@ -101,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         from bot.server import preflight
 
         preflight(settings)  # secret, key, App id: before the model layer's slow import
-        agent_config = load_config(args.config, _overrides(args, config_overrides))
+        agent_config = load_config(args.config, agent_overrides(args))
         from agent.session import build_model
 
         build_model(agent_config)  # a missing model key fails now, naming the variable, not at the first run
@@ -116,18 +117,15 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _overrides(args: argparse.Namespace, merge: Any) -> dict[str, Any]:
-    ns = argparse.Namespace(
-        overrides=args.overrides,
-        model=args.model,
-        base_url=args.base_url,
-        max_iterations=None,
-        budget=None,
-        yolo=False,
-        no_stream=False,
-    )
-    result: dict[str, Any] = merge(ns)
-    return result
+def agent_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The agent config from `-c key=value`, then `--model` and `--base-url` on top (as the CLI does)."""
+    from agent.config import deep_merge, parse_override
+
+    merged: dict[str, Any] = {}
+    for text in args.overrides:
+        merged = deep_merge(merged, parse_override(text))
+    flags = {"model": args.model, "base_url": args.base_url}
+    return deep_merge(merged, {k: v for k, v in flags.items() if v is not None})
 
 
 async def _serve(args: argparse.Namespace, settings: Any, agent_config: Any, data_dir: Path) -> None:
@@ -137,4 +135,4 @@ async def _serve(args: argparse.Namespace, settings: Any, agent_config: Any, dat
     await serve(settings, data_dir, lambda home: AgentExecutor(agent_config, home), args.host, args.port)
 
 
-__all__ = ["build_parser", "main"]
+__all__ = ["agent_overrides", "build_parser", "main"]
