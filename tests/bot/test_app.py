@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+
+import pytest
 
 from tests.bot.conftest import MAINTAINER, REPO, Server, comment_event, event, gated
 from tests.bot.fake_github import SLUG, FakeGitHub
@@ -15,7 +18,10 @@ def progress(github: FakeGitHub, number: int = 1) -> list[dict]:  # type: ignore
     return [c for c in github.thread_comments(REPO, number) if "<!-- ml-intern:run:" in c["body"]]
 
 
-def test_a_mention_is_acknowledged_then_answered(github: FakeGitHub, serve: Callable[..., Server]) -> None:
+def test_a_mention_is_acknowledged_then_answered(
+    github: FakeGitHub, serve: Callable[..., Server], secret: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
     srv = serve()
     r = srv.deliver("issue_comment", comment_event(f"@{SLUG} what does train.py do?"))
     assert r.status_code == 202, r.text
@@ -35,6 +41,10 @@ def test_a_mention_is_acknowledged_then_answered(github: FakeGitHub, serve: Call
         and set(page) == {"id", "state", "attempts", "created_at", "started_at", "finished_at"}
     )
     assert srv.get("/runs/99").status_code == 404
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "run 1 ended: done" in logged
+    for token in [*github.tokens, secret, "BEGIN PRIVATE KEY", "eyJ"]:  # installation tokens, secret, key, JWTs
+        assert token not in logged
 
 
 def test_refusals_are_answered_before_any_work(github: FakeGitHub, serve: Callable[..., Server]) -> None:
@@ -286,3 +296,23 @@ def test_a_removed_repository_cancels_its_runs(github: FakeGitHub, serve: Callab
     assert srv.deliver("installation_repositories", removed, delivery="r-1").json() == {"status": "duplicate delivery"}
     github.wait_until(lambda: srv.get("/metrics").json()["runs"] == {"cancelled": 2})
     gate.set()
+
+
+def test_a_clean_shutdown_interrupts_its_runs_and_a_restart_keeps_the_queue(
+    github: FakeGitHub, serve: Callable[..., Server]
+) -> None:
+    gate = threading.Event()
+    first = serve(model_factory=gated(gate, "later"))
+    first.deliver("issue_comment", comment_event(f"@{SLUG} long", comment_id=1201, number=1))
+    github.wait_until(lambda: [c for c in progress(github, 1) if "Working" in c["body"]])
+    first.deliver("issue_comment", comment_event(f"@{SLUG} next", comment_id=1202, number=1))
+    github.wait_until(lambda: [c for c in progress(github, 1) if "Queued" in c["body"]])
+    first.stop()
+    assert any(c["body"].startswith("⚠️ Interrupted") for c in progress(github, 1))
+    gate.set()
+    second = serve(model_factory=gated(gate, "after the restart"))
+    github.wait_until(lambda: second.get("/metrics").json()["runs"] == {"interrupted": 1, "done": 1})
+    assert [c["body"].split("\n")[0] for c in progress(github, 1)] == [
+        "⚠️ Interrupted: the server stopped while this run was working. Reply `/retry` to run it again.",
+        "✅ Done.",
+    ]
