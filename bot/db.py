@@ -203,6 +203,18 @@ class PostgresDatabase:
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[Tx]:
         conn = await self._pool.get()
+        if conn.broken or conn.closed:  # the server restarted or the network dropped: a fresh connection
+            import psycopg
+            from psycopg.rows import dict_row
+
+            self._conns.remove(conn)
+            try:
+                conn = await psycopg.AsyncConnection.connect(self.url, row_factory=dict_row)
+            except BaseException:
+                self._pool.put_nowait(conn)  # keep the pool's size; the next caller tries again
+                self._conns.append(conn)
+                raise
+            self._conns.append(conn)
         try:
             async with conn.transaction():
                 yield _PgTx(conn)

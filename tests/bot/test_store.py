@@ -178,3 +178,27 @@ async def test_threads_commands_installations_and_approvals(open_store: Open) ->
     assert await store.decide_approval(int(pending["id"]), False, "alice", "too soon")
     assert await store.pending_approval(run_id) is None
     assert await store.ping()
+
+
+async def test_dropped_postgres_connections_are_replaced(postgres_url: str) -> None:
+    import psycopg
+
+    from bot.db import PostgresDatabase
+
+    store = await Store.open(postgres_url, "w", 4)
+    try:
+        assert isinstance(store.db, PostgresDatabase)
+        pids = [conn.info.backend_pid for conn in store.db._conns]
+        with psycopg.connect(postgres_url, autocommit=True) as admin:  # as if the database restarted
+            for pid in pids:
+                admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        failures = 0
+        for _ in range(len(pids) + 2):  # each dead connection fails once, then is replaced on its next turn
+            try:
+                await store.ping()
+            except psycopg.OperationalError:
+                failures += 1
+        assert failures <= len(pids)
+        assert [await store.ping() for _ in range(len(pids))] == [True] * len(pids)
+    finally:
+        await store.close()
