@@ -33,6 +33,7 @@ examples:
   ml-intern "fine-tune distilbert on imdb"    run one task to completion
   ml-intern --json "summarise train.py" | jq  events as JSON lines
   ml-intern -c llm.timeout=60 --model anthropic/claude-sonnet-4-5
+  ml-intern serve --port 8000                 run the GitHub App server (see the README)
 """
 
 
@@ -116,6 +117,11 @@ def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `ml-intern` console script."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["serve"]:  # the GitHub App server lives in bot/
+        from bot.cli import main as serve
+
+        return serve(argv[1:])
     args = build_parser().parse_args(argv)
     if args.json and args.prompt is None:
         return _usage_error('--json needs a prompt: ml-intern --json "your task"')

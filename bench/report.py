@@ -17,6 +17,8 @@ from bench.common import Result
 from bench.overhead import HotSpot
 
 FINDINGS = re.compile(r"<!-- findings:start -->.*?<!-- findings:end -->", re.DOTALL)
+BOT_SECTION = re.compile(r"<!-- bot-bench:start -->.*?<!-- bot-bench:end -->", re.DOTALL)
+"""Written by bench/app_server.py; kept when this report is regenerated."""
 
 
 @dataclass
@@ -184,4 +186,7 @@ def markdown(results: list[Result], setting: Setting, spots: list[HotSpot], old:
     ]
     if findings:
         parts += ["## Findings", "", findings, ""]
+    bot = BOT_SECTION.search(old) if old else None
+    if bot:
+        parts += [bot.group(0), ""]
     return "\n".join(parts)
