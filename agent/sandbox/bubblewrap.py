@@ -69,6 +69,8 @@ class BubblewrapSandbox:
     """Extra host folders shown read-only (a toolchain outside the system folders)."""
     cgroup: PidsCgroup | None = None
     """Where the process bound is enforced when the agent runs as root (RLIMIT_NPROC does not hold for root)."""
+    hide: Sequence[Path] = ()
+    """Host paths kept invisible even when they lie under a shown folder (a server's key file, its data)."""
     name: str = "bubblewrap"
     isolated: bool = True
 
@@ -90,6 +92,7 @@ class BubblewrapSandbox:
         args += ["--tmpfs", "/tmp", "--bind", str(self.workdir), str(self.workdir)]
         for path in self.read_only:
             args += ["--ro-bind", str(path), str(path)]
+        args += _masks(self.hide, [Path("/") / n for n in _SYSTEM] + [Path("/etc") / n for n in _ETC], self.read_only)
         args += ["--remount-ro", "/", "--chdir", str(cwd), "--clearenv"]
         for key, value in sorted(_command_env(env).items()):
             args += ["--setenv", key, value]
@@ -126,6 +129,17 @@ def _system_mounts() -> list[str]:
             args += ["--ro-bind", str(path), str(path)]
     for name in _ETC:
         args += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
+    return args
+
+
+def _masks(hide: Sequence[Path], system: Sequence[Path], shown: Sequence[Path]) -> list[str]:
+    """Mount an empty folder (or /dev/null) over each hidden path that a shown folder would reveal."""
+    args: list[str] = []
+    for path in hide:
+        real = path.resolve()
+        if not real.exists() or not any(real.is_relative_to(p.resolve()) for p in [*system, *shown] if p.exists()):
+            continue
+        args += ["--tmpfs", str(real)] if real.is_dir() else ["--ro-bind", "/dev/null", str(real)]
     return args
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import secrets
+import subprocess
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -16,11 +18,11 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from agent.config import load_config
+from agent.config import AgentConfig, load_config
 from agent.llm import Model
 from agent.llm.scripted import ScriptedModel, say
-from bot.executor import AgentExecutor
 from bot.settings import Settings
+from bot.thread import ThreadExecutor, thread_executor
 from bot.webhooks import sign
 from tests.bot.fake_github import APP_ID, FIXTURES, FakeGitHub, new_key
 from tests.bot.pg import postgres_url
@@ -37,10 +39,31 @@ def app_key() -> tuple[rsa.RSAPrivateKey, str]:
 
 
 @pytest.fixture
-def github(app_key: tuple[rsa.RSAPrivateKey, str]) -> Iterator[FakeGitHub]:
+def github(app_key: tuple[rsa.RSAPrivateKey, str], tmp_path: Path) -> Iterator[FakeGitHub]:
     with FakeGitHub(app_key[0].public_key()) as fake:
         fake.permissions[(REPO, MAINTAINER)] = "admin"
+        fake.add_repo(REPO, bare_repo(tmp_path / "remote", {"README.md": "# Hello\n"}))
         yield fake
+
+
+def git(*args: str, cwd: Path | None = None) -> str:
+    env = {"PATH": os.environ["PATH"], "HOME": str(cwd or "/"), "GIT_CONFIG_NOSYSTEM": "1"}
+    done = subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True, check=True)
+    return done.stdout
+
+
+def bare_repo(root: Path, files: dict[str, str], branch: str = "main") -> Path:
+    """A bare repository with one commit of `files` on `branch` (what the fake GitHub serves)."""
+    seed, bare = root / "seed", root / "Hello-World.git"
+    seed.mkdir(parents=True)
+    for name, text in files.items():
+        (seed / name).parent.mkdir(parents=True, exist_ok=True)
+        (seed / name).write_text(text)
+    git("init", "-q", "-b", branch, cwd=seed)
+    git("add", "-A", cwd=seed)
+    git("-c", "user.name=Codertocat", "-c", "user.email=c@example.com", "commit", "-q", "-m", "init", cwd=seed)
+    git("clone", "-q", "--bare", str(seed), str(bare))
+    return bare
 
 
 @pytest.fixture
@@ -148,6 +171,7 @@ class Server:
     settings: Settings
     data_dir: Path
     model_factory: Callable[[], Model]
+    agent_config: AgentConfig | None = None
     url: str = ""
     server: Any = None
     thread: threading.Thread | None = None
@@ -164,8 +188,8 @@ class Server:
         def run() -> None:
             config = load_config(use_user_file=False)
 
-            def make(home: Path) -> AgentExecutor:
-                return AgentExecutor(config, home, model_factory=self.model_factory)
+            def make(home: Path) -> ThreadExecutor:
+                return thread_executor(self.settings, self.agent_config or config, home, self.model_factory)
 
             async def main() -> None:
                 task = asyncio.create_task(
@@ -223,7 +247,10 @@ def serve(settings: Settings, tmp_path: Path) -> Iterator[Callable[..., Server]]
 
     def start(model_factory: Callable[[], Model] | None = None, **kw: Any) -> Server:
         s = Server(
-            kw.get("settings", settings), kw.get("data_dir", tmp_path / "data"), model_factory or model_answering()
+            kw.get("settings", settings),
+            kw.get("data_dir", tmp_path / "data"),
+            model_factory or model_answering(),
+            kw.get("agent_config"),
         )
         servers.append(s.start())
         return s

@@ -1,7 +1,9 @@
 """A local, stateful fake of the GitHub REST API the bot uses, over real HTTP, shaped like the documented bodies.
 
 It checks App JWTs (RS256, against the App's public key) and installation tokens (with expiry), keeps issues'
-comments and reactions, answers collaborator permissions, injects 5xx and rate-limit faults, and counts requests.
+comments and reactions, answers collaborator permissions, repositories and pull requests, serves git over smart HTTP
+from local bare repositories (`git http-backend`, the installation token as Basic auth), injects 5xx and rate-limit
+faults, and counts requests.
 """
 
 from __future__ import annotations
@@ -10,8 +12,10 @@ import base64
 import copy
 import itertools
 import json
+import os
 import re
 import secrets
+import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -81,6 +85,11 @@ class FakeGitHub:
         """(repo, login) → admin | maintain | write | triage | read; anyone else gets `read`."""
         self.comments: dict[int, dict[str, Any]] = {}
         self.reactions: list[dict[str, Any]] = []
+        self.repos: dict[str, Path] = {}
+        """full name → its bare repository, served at `/git/<full name>.git`."""
+        self.pulls: dict[str, list[dict[str, Any]]] = {}
+        self.issues: dict[tuple[str, int], dict[str, Any]] = {}
+        """(repo, number) → fields over the documented issue example (title, body...)."""
         self.tokens: dict[str, tuple[int, float]] = {}
         self.calls: list[Call] = []
         self.faults: list[Fault] = []
@@ -161,6 +170,89 @@ class FakeGitHub:
             self.comments[cid] = comment
             self.lock.notify_all()
         return comment
+
+    def add_repo(self, name: str, bare: Path) -> None:
+        """Serve a bare repository as `name`; pushes are accepted, never non-fast-forward ones."""
+        for key, value in (("http.receivepack", "true"), ("receive.denyNonFastForwards", "true")):
+            subprocess.run(["git", "--git-dir", str(bare), "config", key, value], check=True)
+        self.repos[name] = bare
+
+    def add_pull(self, repo: str, number: int, head: str) -> dict[str, Any]:
+        """An open PR `number` from branch `head` of the same repository (made from `main`) into `main`."""
+        bare = self.repos[repo]
+        subprocess.run(["git", "--git-dir", str(bare), "branch", "-f", head, "main"], check=True)
+        subprocess.run(["git", "--git-dir", str(bare), "update-ref", f"refs/pull/{number}/head", head], check=True)
+        pull = fixture("api/pull.json")
+        pull.update(number=number, state="open", html_url=f"https://github.com/{repo}/pull/{number}")
+        pull["head"] = dict(pull["head"], ref=head, label=f"{repo.split('/')[0]}:{head}")
+        pull["head"]["repo"] = dict(pull["head"]["repo"], full_name=repo)
+        pull["base"] = dict(pull["base"], ref="main")
+        pull["_head"] = pull["head"]["label"]
+        with self.lock:
+            self.pulls.setdefault(repo, []).append(pull)
+        return pull
+
+    def git_url(self, name: str) -> str:
+        return f"{self.api_url}/git/{name}.git"
+
+    # ---- git over smart HTTP (called by the handler thread) ------------------------------------
+
+    def git_auth_ok(self, auth: str) -> bool:
+        """Git sends the installation token as Basic auth, user `x-access-token` (what GitHub documents)."""
+        scheme, _, value = auth.partition(" ")
+        if scheme.lower() != "basic":
+            return False
+        try:
+            user, _, token = base64.b64decode(value).decode().partition(":")
+        except ValueError:
+            return False
+        held = self.tokens.get(token)
+        return user == "x-access-token" and held is not None and held[1] >= time.time()
+
+    def git_cgi(
+        self, method: str, path: str, query: str, headers: Any, body: bytes
+    ) -> tuple[int, bytes, dict[str, str]]:
+        """Run `git http-backend` for one request; returns its status, body and headers."""
+        with self.lock:
+            fault = self._fault(method, path)
+            m = re.fullmatch(r"/git/([^/]+/[^/]+?)\.git(/.*)", path)
+            bare = self.repos.get(m.group(1)) if m else None
+            ok = self.git_auth_ok(str(headers.get("Authorization") or ""))
+            status = fault.status if fault else 404 if bare is None else 200 if ok else 401
+            self._log(method, path, headers, status, None, {})
+        if fault is not None:
+            return fault.status, b"fault", {}
+        if bare is None or m is None:
+            return 404, b"no such repository", {}
+        if not ok:
+            return 401, b"authentication required", {"WWW-Authenticate": 'Basic realm="GitHub"'}
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "GIT_PROJECT_ROOT": str(bare.parent),
+            "GIT_HTTP_EXPORT_ALL": "1",
+            "PATH_INFO": f"/{bare.name}{m.group(2)}",
+            "QUERY_STRING": query,
+            "REQUEST_METHOD": method,
+            "CONTENT_TYPE": str(headers.get("Content-Type") or ""),
+            "CONTENT_LENGTH": str(len(body)),
+            "REMOTE_USER": "x-access-token",
+            "REMOTE_ADDR": "127.0.0.1",
+            "HTTP_GIT_PROTOCOL": str(headers.get("Git-Protocol") or ""),
+            "HTTP_CONTENT_ENCODING": str(headers.get("Content-Encoding") or ""),
+        }
+        done = subprocess.run(["git", "http-backend"], input=body, env=env, capture_output=True, check=False)
+        head, _, payload = done.stdout.partition(b"\r\n\r\n")
+        out: dict[str, str] = {}
+        code = 200
+        for line in head.decode().split("\r\n"):
+            name, _, value = line.partition(":")
+            if name.lower() == "status":
+                code = int(value.split()[0])
+            elif name:
+                out[name] = value.strip()
+        with self.lock:
+            self.lock.notify_all()
+        return code, payload, out
 
     # ---- request handling (called by the handler thread) ---------------------------------------
 
@@ -249,6 +341,13 @@ class FakeGitHub:
                 comment["body"] = body["body"]
                 comment["updated_at"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
             return 200, _public(comment), {}
+        m = re.fullmatch(r"/repos/([^/]+/[^/]+)/issues/(\d+)", path)
+        if m and method == "GET":
+            issue = fixture("api/issue.json")
+            issue.update(self.issues.get((m.group(1), int(m.group(2))), {}), number=int(m.group(2)))
+            return 200, issue, {}
+        if re.fullmatch(r"/repos/([^/]+/[^/]+)(/pulls(/\d+)?)?", path):
+            return self._pulls_route(method, path, query, body)
         for kind, pattern in (
             ("issue", r"/repos/([^/]+/[^/]+)/issues/(\d+)/reactions"),
             ("issue_comment", r"/repos/([^/]+/[^/]+)/issues/comments/(\d+)/reactions"),
@@ -258,6 +357,71 @@ class FakeGitHub:
             if m and method == "POST":
                 return self._react(kind, int(m.group(2)), str((body or {}).get("content")))
         return 404, {"message": "Not Found"}, {}
+
+    def _pulls_route(
+        self, method: str, path: str, query: dict[str, list[str]], body: Any
+    ) -> tuple[int, Any, dict[str, str]]:
+        m = re.fullmatch(r"/repos/([^/]+/[^/]+)(/pulls(?:/(\d+))?)?", path)
+        assert m is not None
+        repo, pulls, number = m.group(1), m.group(2), m.group(3)
+        if repo not in self.repos:
+            return 404, {"message": "Not Found"}, {}
+        if method == "GET" and not pulls:
+            out = fixture("api/repo.json")
+            owner, name = repo.split("/")
+            out.update(name=name, full_name=repo, default_branch="main", clone_url=self.git_url(repo), private=True)
+            out["owner"] = dict(out["owner"], login=owner)
+            return 200, out, {}
+        mine = self.pulls.setdefault(repo, [])
+        if method == "GET" and number:
+            found = [p for p in mine if p["number"] == int(number)]
+            return (200, _public(found[0]), {}) if found else (404, {"message": "Not Found"}, {})
+        if method == "GET":
+            head = query.get("head", [""])[0]
+            state = query.get("state", ["open"])[0]
+            return (
+                200,
+                [_public(p) for p in mine if (not head or p["_head"] == head) and state in ("all", p["state"])],
+                {},
+            )
+        if method == "POST" and not number:
+            return self._create_pull(repo, body if isinstance(body, dict) else {})
+        return 404, {"message": "Not Found"}, {}
+
+    def _create_pull(self, repo: str, body: dict[str, Any]) -> tuple[int, Any, dict[str, str]]:
+        missing = [f for f in ("title", "head", "base") if not isinstance(body.get(f), str)]
+        if missing:
+            return 422, {"message": "Validation Failed", "errors": [{"field": missing[0], "code": "missing_field"}]}, {}
+        owner = repo.split("/")[0]
+        head = body["head"] if ":" in body["head"] else f"{owner}:{body['head']}"
+        bare = self.repos[repo]
+        for ref in (head.split(":", 1)[1], body["base"]):
+            known = subprocess.run(
+                ["git", "--git-dir", str(bare), "rev-parse", "--verify", "-q", f"refs/heads/{ref}"],
+                capture_output=True,
+                check=False,
+            )
+            if known.returncode != 0:
+                return 422, {"message": "Validation Failed", "errors": [{"field": "head", "code": "invalid"}]}, {}
+        if any(p["_head"] == head and p["state"] == "open" for p in self.pulls[repo]):
+            message = f"A pull request already exists for {head}."
+            return 422, {"message": "Validation Failed", "errors": [{"code": "custom", "message": message}]}, {}
+        out = fixture("api/pull.json")
+        number = 100 + sum(len(v) for v in self.pulls.values())
+        out.update(
+            number=number,
+            title=body["title"],
+            body=body.get("body"),
+            draft=bool(body.get("draft")),
+            state="open",
+            html_url=f"https://github.com/{repo}/pull/{number}",
+            url=f"{self.api_url}/repos/{repo}/pulls/{number}",
+            _head=head,
+        )
+        out["head"] = dict(out["head"], ref=head.split(":", 1)[1], label=head)
+        out["base"] = dict(out["base"], ref=body["base"])
+        self.pulls[repo].append(out)
+        return 201, _public(out), {"Location": out["url"]}
 
     def _page(self, repo: str, number: int, query: dict[str, list[str]]) -> tuple[int, Any, dict[str, str]]:
         per_page = min(100, int(query.get("per_page", ["30"])[0]))
@@ -319,10 +483,34 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
+    def _read(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            chunks = []
+            while size := int(self.rfile.readline().strip() or b"0", 16):
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+            self.rfile.readline()
+            return b"".join(chunks)
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _git(self, url: Any, raw: bytes) -> None:
+        status, data, headers = self.fake.git_cgi(self.command, url.path, url.query, self.headers, raw)
+        self.send_response(status)
+        headers.setdefault("Content-Type", "text/plain")
+        headers.pop("Content-Length", None)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
     def _serve(self) -> None:
         url = urlsplit(self.path)
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
+        raw = self._read()
+        if url.path.startswith("/git/"):
+            self._git(url, raw)
+            return
         try:
             body = json.loads(raw) if raw else None
         except ValueError:

@@ -173,6 +173,9 @@ def test_triggers_in_a_new_issue_a_pr_comment_and_a_review_comment(
     github: FakeGitHub, serve: Callable[..., Server]
 ) -> None:
     srv = serve()
+    review = event("pull_request_review_comment.created")
+    for number in (8, review["pull_request"]["number"]):
+        github.add_pull(REPO, number, f"feature-{number}")
     issue = event("issues.opened")
     issue["issue"] = dict(issue["issue"], number=7, body=f"@{SLUG} please look at the typo")
     issue["sender"] = dict(issue["sender"], login=MAINTAINER)
@@ -180,7 +183,6 @@ def test_triggers_in_a_new_issue_a_pr_comment_and_a_review_comment(
     on_pr = comment_event(f"@{SLUG} review this", comment_id=801, number=8)
     on_pr["issue"]["pull_request"] = {"url": "u", "html_url": "h", "diff_url": "d", "patch_url": "p", "merged_at": None}
     assert srv.deliver("issue_comment", on_pr).status_code == 202
-    review = event("pull_request_review_comment.created")
     review["comment"] = dict(review["comment"], body=f"@{SLUG} explain this line")
     assert srv.deliver("pull_request_review_comment", review).status_code == 202
     pr_number = review["pull_request"]["number"]

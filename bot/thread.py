@@ -1,0 +1,231 @@
+"""The thread runner: a sandboxed checkout, the thread's agent session driven by `run_task`, and shipping.
+
+It needs only the App's credentials and a data folder (no server, no store), so the GitHub Action can reuse it.
+It runs on the worker's run loop and therefore uses a GitHub client of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from agent.config import AgentConfig
+from agent.env import EnvSnapshot
+from agent.errors import AgentError, ConfigError, SessionError
+from agent.events import Event, EventType, StopReason
+from agent.llm import Model
+from agent.sandbox import LocalSandbox, Sandbox, open_sandbox
+from agent.sandbox.bubblewrap import INSTALL_HINT
+from agent.session import Session, open_session
+from bot import context, overrides
+from bot.auth import AppJWT
+from bot.github import GitHub, GitHubError
+from bot.models import Run
+from bot.ship import ShipError, Thread, ship
+from bot.worker import Outcome
+from bot.workspace import ThreadState, Workspace, WorkspaceError, slug
+
+logger = logging.getLogger(__name__)
+
+THREAD_TOOLS = ["workspace"]
+"""The families a thread run offers: files, shell (in the sandbox) and plan."""
+SERVER_VARIABLES = ("GITHUB_APP_", "GITHUB_WEBHOOK_", "DATABASE_URL", "ML_INTERN_", "GITHUB_TOKEN", "GH_TOKEN")
+"""Prefixes of the server's own settings, never given to a session."""
+NO_SANDBOX_WARNING = (
+    "⚠️ This server runs thread commands **without a sandbox** (`sandbox.mode: none` in its config): commands "
+    "the agent runs can read what the server's user can read."
+)
+EventSink = Callable[[Run], Callable[[Event], None]]
+"""Builds the event callback of a run (the live progress comment plugs in here)."""
+
+
+class ThreadExecutor:
+    """Executes a run in its thread's workspace (implements `bot.worker.RunExecutor`)."""
+
+    def __init__(
+        self,
+        config: AgentConfig,
+        home: Path,
+        *,
+        api_url: str,
+        jwt: AppJWT,
+        model_factory: Callable[[], Model] | None = None,
+        hidden: Sequence[Path] = (),
+        timeout: float = 4 * 3600.0,
+        events: EventSink | None = None,
+    ) -> None:
+        self.config = config.model_copy(update={"tools": THREAD_TOOLS, "mcpServers": {}})
+        self.home = home
+        self.api_url = api_url
+        self.jwt = jwt
+        self.model_factory = model_factory
+        self.hidden = [home, *hidden]
+        self.timeout = timeout
+        self.events = events
+
+    async def execute(self, run: Run) -> Outcome:
+        gh = GitHub(self.api_url, self.jwt, max_attempts=5)
+        try:
+            return await self._execute(gh, run)
+        except (WorkspaceError, ShipError, GitHubError, AgentError) as e:
+            logger.warning("run %s failed: %s", run.id, e, extra={"run_id": run.id})
+            return Outcome(False, str(e), run.session_id)
+        finally:
+            await gh.aclose()
+
+    async def _execute(self, gh: GitHub, run: Run) -> Outcome:
+        inst = run.installation_id
+        ws = Workspace(self.home / "threads", run.repo, run.number)
+        state = ws.load_state()
+        me = await gh.app()
+        slug_name = str(me["slug"])
+        thread = await self._thread(gh, run, state)
+        await ws.prepare(
+            thread.clone_url,
+            await gh.tokens.get(inst),
+            base=thread.default_branch,
+            branch=thread.branch,
+            start=f"refs/pull/{run.number}/head" if run.is_pr and not thread.pr_url else None,
+        )
+        settings, problem = overrides.parse(await _read_base(ws, overrides.PATH))
+        config = settings.apply(self.config)
+        notes = [f"⚠️ {problem}; this run uses the server's defaults."] if problem else []
+        sandbox = self._sandbox(config, ws.work, notes)
+        issue = (await gh.request("GET", f"/repos/{run.repo}/issues/{run.number}", installation=inst)).json()
+        comments = await gh.comments(inst, run.repo, run.number)
+        prompt = context.task(run.request, run.requester, context.thread_context(issue, comments, f"{slug_name}[bot]"))
+        session = await self._session(config, ws, state, sandbox, run, thread)
+        state.session_id, state.branch = session.id, thread.branch
+        ws.save_state(state)
+        try:
+            outcome, errors = await self._drive(session, prompt, run)
+        finally:
+            await session.close()
+        if outcome.stop_reason is not StopReason.DONE:
+            why = errors[-1] if errors else f"the agent stopped ({outcome.stop_reason})"
+            text = f"{why}\n\n{outcome.final}".strip()
+            return Outcome(False, text + "\n\nThe work so far is kept for `/retry` or a follow-up.", session.id)
+        author = (f"{slug_name}[bot]", f"{me['id']}+{slug_name}[bot]@users.noreply.github.com")
+        result = await ship(
+            ws, gh, inst, thread, request=run.request, requester=run.requester, author=author, report=outcome.final
+        )
+        if result.pr_url:
+            state.pr_url = result.pr_url
+            ws.save_state(state)
+        return Outcome(True, "\n\n".join([outcome.final, "---", result.summary(), *notes]), session.id)
+
+    async def _thread(self, gh: GitHub, run: Run, state: ThreadState) -> Thread:
+        inst = run.installation_id
+        repo = (await gh.request("GET", f"/repos/{run.repo}", installation=inst)).json()
+        default, clone_url = str(repo["default_branch"]), str(repo["clone_url"])
+        thread = Thread(run.repo, run.number, run.is_pr, default, clone_url, state.branch, state.pr_url)
+        if run.is_pr:
+            pull = (await gh.request("GET", f"/repos/{run.repo}/pulls/{run.number}", installation=inst)).json()
+            head_repo = str(((pull.get("head") or {}).get("repo") or {}).get("full_name") or "")
+            thread.pr_base = str((pull.get("base") or {}).get("ref") or default)
+            if head_repo == run.repo and pull["head"]["ref"] != default:
+                thread.branch, thread.pr_url = str(pull["head"]["ref"]), str(pull["html_url"])
+        if not thread.branch:
+            thread.branch = f"ml-intern/{run.number}-{slug(run.request)}"
+        return thread
+
+    def _sandbox(self, config: AgentConfig, work: Path, notes: list[str]) -> Sandbox:
+        """Bubblewrap, required; `sandbox.mode: none` in the server's config is the only way around it."""
+        if config.sandbox.mode == "none":
+            logger.warning("thread run without a sandbox (sandbox.mode: none)")
+            notes.append(NO_SANDBOX_WARNING)
+            return LocalSandbox()
+        try:
+            sandbox = open_sandbox(
+                config.sandbox.model_copy(update={"mode": "bubblewrap"}), workdir=work, headless=True
+            )
+        except ConfigError as e:
+            raise ConfigError(
+                f"thread runs need the bubblewrap sandbox, and {str(e).split('; or run')[0]}. "
+                "(An operator who accepts the risk can set `sandbox: {mode: none}` in the agent config.)"
+            ) from None
+        sandbox.hide = self.hidden  # type: ignore[attr-defined]
+        return sandbox
+
+    async def _session(
+        self, config: AgentConfig, ws: Workspace, state: ThreadState, sandbox: Sandbox, run: Run, thread: Thread
+    ) -> Session:
+        prompt_vars = {
+            "repository": run.repo,
+            "thread": f"{'pull request' if run.is_pr else 'issue'} #{run.number}",
+            "requester": run.requester,
+            "default_branch": thread.pr_base or thread.default_branch,
+            "branch": thread.branch,
+        }
+        kwargs: dict[str, Any] = {
+            "workdir": ws.work,
+            "headless": False,  # gated calls are asked in the thread, not refused
+            "home": self.home,
+            "prompt_vars": prompt_vars,
+            "env": session_env(),
+            "sandbox": sandbox,
+        }
+        if state.session_id:
+            try:
+                return await open_session(config, resume=state.session_id, model=self._model(), **kwargs)
+            except SessionError as e:
+                logger.warning("run %s: the thread's session cannot continue (%s); starting a new one", run.id, e)
+        return await open_session(config, model=self._model(), **kwargs)
+
+    def _model(self) -> Model | None:
+        return self.model_factory() if self.model_factory else None
+
+    async def _drive(self, session: Session, prompt: str, run: Run) -> tuple[Any, list[str]]:
+        from agent.loop import Agent
+        from agent.run import run_task
+
+        errors: list[str] = []
+        sink = self.events(run) if self.events else None
+
+        def on_event(event: Event) -> None:
+            if event.type is EventType.ERROR:
+                errors.append(str(event.data.get("message") or ""))
+            if sink is not None:
+                sink(event)
+
+        try:
+            async with asyncio.timeout(self.timeout):
+                return await run_task(Agent(session), prompt, on_event), errors
+        except TimeoutError:
+            raise ShipError(f"the run took longer than {self.timeout:.0f} s; nothing was shipped") from None
+
+
+def thread_executor(
+    settings: Any, config: AgentConfig, home: Path, model_factory: Callable[[], Model] | None = None
+) -> ThreadExecutor:
+    """The executor `ml-intern serve` uses: the App's credentials from the settings, the key file hidden."""
+    from bot.server import preflight
+
+    key_path = settings.github_app_private_key_path
+    hidden = [Path(key_path).expanduser()] if key_path else []
+    if config.sandbox.mode != "none" and shutil.which("bwrap") is None:
+        logger.warning("bubblewrap is not installed: thread runs will be refused until it is (%s)", INSTALL_HINT)
+    return ThreadExecutor(
+        config, home, api_url=settings.api_url(), jwt=preflight(settings), model_factory=model_factory, hidden=hidden
+    )
+
+
+async def _read_base(ws: Workspace, path: str) -> str | None:
+    """A file of the default branch as fetched, or None when it is missing."""
+    try:
+        return await ws.git("show", f"refs/ml-intern/base:{path}", work=False)
+    except WorkspaceError:
+        return None
+
+
+def session_env() -> EnvSnapshot:
+    """The process environment without the server's own settings (its key, secret, database)."""
+    return EnvSnapshot({k: v for k, v in os.environ.items() if not k.startswith(SERVER_VARIABLES)})
+
+
+__all__ = ["THREAD_TOOLS", "ThreadExecutor", "session_env", "thread_executor"]
