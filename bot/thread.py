@@ -22,6 +22,7 @@ from agent.llm import Model
 from agent.sandbox import LocalSandbox, Sandbox, open_sandbox
 from agent.sandbox.bubblewrap import INSTALL_HINT
 from agent.session import Session, open_session
+from agent.tools.base import Effect
 from bot import context, overrides
 from bot.auth import AppJWT
 from bot.github import GitHub, GitHubError
@@ -96,6 +97,7 @@ class ThreadExecutor:
         config = settings.apply(self.config)
         notes = [f"⚠️ {problem}; this run uses the server's defaults."] if problem else []
         sandbox = self._sandbox(config, ws.work, notes)
+        config = thread_policy(config, sandbox.isolated)
         issue = (await gh.request("GET", f"/repos/{run.repo}/issues/{run.number}", installation=inst)).json()
         comments = await gh.comments(inst, run.repo, run.number)
         prompt = context.task(run.request, run.requester, context.thread_context(issue, comments, f"{slug_name}[bot]"))
@@ -213,6 +215,19 @@ def thread_executor(
     return ThreadExecutor(
         config, home, api_url=settings.api_url(), jwt=preflight(settings), model_factory=model_factory, hidden=hidden
     )
+
+
+def thread_policy(config: AgentConfig, sandboxed: bool) -> AgentConfig:
+    """Edits, commands and network in the sandbox run without asking; spend, publish, destructive and protected
+    effects are asked in the thread. Without a sandbox, commands are asked too."""
+    free = {Effect.WRITE, Effect.NETWORK} | ({Effect.EXECUTE} if sandboxed else set())
+    ask = [e for e in config.approvals.ask if e not in free]
+    for effect in (Effect.SPEND, Effect.PUBLISH, Effect.DESTRUCTIVE, Effect.PROTECTED):
+        if effect not in ask and effect not in config.approvals.deny:
+            ask.append(effect)
+    if not sandboxed and Effect.EXECUTE not in ask:
+        ask.append(Effect.EXECUTE)
+    return config.model_copy(update={"approvals": config.approvals.model_copy(update={"ask": ask})})
 
 
 async def _read_base(ws: Workspace, path: str) -> str | None:

@@ -1,0 +1,195 @@
+"""The thread runner end to end: the real server over HTTP, the fake GitHub serving git, bubblewrap, a scripted model."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent.llm import Model
+from agent.llm.scripted import ScriptedModel, Turn, call, say
+from agent.messages import Message
+from bot.workspace import basic_auth
+from tests.bot.conftest import MAINTAINER, REPO, Server, comment_event, git
+from tests.bot.fake_github import SLUG, FakeGitHub, Fault
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not Path("/usr/bin/bwrap").exists(), reason="needs bubblewrap"),
+]
+
+
+def runs(*scripts: Sequence[Turn]) -> Callable[[], Model]:
+    """A model playing `scripts[i]` in the thread's i-th run: the step is the number of replies since the request."""
+
+    def reply(messages: list[Message]) -> Turn:
+        people = [i for i, m in enumerate(messages) if m.role == "user" and not m.meta.get("kind")]
+        steps = sum(1 for m in messages[people[-1] :] if m.role == "assistant")
+        script = scripts[min(len(people), len(scripts)) - 1]
+        return script[steps] if steps < len(script) else say("Done.")
+
+    return lambda: ScriptedModel(reply)
+
+
+def branch_files(bare: Path, branch: str) -> list[str]:
+    return git("--git-dir", str(bare), "ls-tree", "-r", "--name-only", branch).split()
+
+
+def final_comment(github: FakeGitHub, number: int = 1) -> str:
+    def done() -> str | None:
+        bodies = [c["body"] for c in github.thread_comments(REPO, number) if "<!-- ml-intern:run:" in c["body"]]
+        return bodies[-1] if bodies and not re.match(r"(⏳|⚙️)", bodies[-1]) else None
+
+    body: str = github.wait_until(done, 60)
+    return body
+
+
+def mention(srv: Server, text: str, comment_id: int = 555) -> None:
+    assert srv.deliver("issue_comment", comment_event(f"@{SLUG} {text}", comment_id=comment_id)).status_code == 202
+
+
+WORK = [
+    call("write", path="eval.py", content="print('accuracy', 1.0)\n"),
+    call("bash", command="python3 eval.py > result.txt && cat result.txt"),
+    call("write", path=".github/workflows/ci.yml", content="on: push\n"),
+    call("bash", command="echo '* @someone' > CODEOWNERS"),
+    say("Added eval.py and ran it: accuracy 1.0 (result.txt)."),
+]
+
+
+def test_a_mention_ships_a_draft_pr_without_protected_paths(
+    github: FakeGitHub, serve: Callable[..., Server], tmp_path: Path
+) -> None:
+    srv = serve(runs(WORK))
+    mention(srv, "add a baseline eval script")
+    body = final_comment(github)
+    assert body.startswith("✅"), body
+    assert "accuracy 1.0" in body and "https://github.com/Codertocat/Hello-World/pull/" in body
+    assert "`.github/workflows/ci.yml`: workflows are never shipped" in body
+    assert "`CODEOWNERS`: CODEOWNERS decides who reviews" in body
+    [pull] = github.pulls[REPO]
+    branch = pull["head"]["ref"]
+    assert branch == "ml-intern/1-ml-intern-add-a-baseline-eval-script" or branch.startswith("ml-intern/1-")
+    assert pull["draft"] is True and pull["base"]["ref"] == "main" and "Closes #1." in pull["body"]
+    bare = github.repos[REPO]
+    assert sorted(branch_files(bare, branch)) == ["README.md", "eval.py", "result.txt"]
+    assert git("--git-dir", str(bare), "show", f"{branch}:result.txt") == "accuracy 1.0\n"
+    assert branch_files(bare, "main") == ["README.md"]
+    message = git("--git-dir", str(bare), "log", "-1", "--format=%B%n%an", branch)
+    assert f"Co-authored-by: {MAINTAINER} <{MAINTAINER}@users.noreply.github.com>" in message
+    assert f"{SLUG}[bot]" in message
+    assert github.reactions_on("issue_comment", 555) == ["eyes"]
+    _no_token_on_disk(github, tmp_path)
+
+
+def _no_token_on_disk(github: FakeGitHub, root: Path) -> None:
+    secrets = [t for t in github.tokens] + [basic_auth(t).split()[-1] for t in github.tokens]
+    assert secrets
+    for path in root.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            data = path.read_bytes()
+            assert not any(s.encode() in data for s in secrets), path
+
+
+def test_no_changes_no_pr(github: FakeGitHub, serve: Callable[..., Server]) -> None:
+    srv = serve(runs([say("Nothing needs to change: the README is fine.")]))
+    mention(srv, "check the readme")
+    body = final_comment(github)
+    assert "No changes to ship" in body and "README is fine" in body
+    assert github.pulls.get(REPO, []) == []
+    assert github.count("POST", r"/pulls$") == 0
+
+
+def test_a_follow_up_continues_the_session_on_the_same_branch(github: FakeGitHub, serve: Callable[..., Server]) -> None:
+    seen: list[list[Message]] = []
+    second = [call("write", path="notes.md", content="more\n"), say("Added notes.")]
+    factory = runs([WORK[0], say("Added eval.py.")], second)
+
+    def recording() -> Model:
+        model = factory()
+        assert isinstance(model, ScriptedModel)
+        seen.append(model.requests)
+        return model
+
+    srv = serve(recording)
+    mention(srv, "add an eval script")
+    assert "Added eval.py" in final_comment(github)
+    mention(srv, "also add notes", comment_id=556)
+    github.wait_until(lambda: "Added notes" in final_comment(github), 60)
+    [pull] = github.pulls[REPO]
+    assert sorted(branch_files(github.repos[REPO], pull["head"]["ref"])) == ["README.md", "eval.py", "notes.md"]
+    history = "\n".join(m.content for m in seen[-1][-1])
+    assert "add an eval script" in history and "also add notes" in history
+    assert github.count("POST", r"/pulls$") == 1
+
+
+def test_github_5xx_during_the_push_and_the_pr_creation_are_retried(
+    github: FakeGitHub, serve: Callable[..., Server]
+) -> None:
+    github.faults.append(Fault("POST", r"/git-receive-pack$", 500))
+    github.faults.append(Fault("POST", r"/repos/[^/]+/[^/]+/pulls$", 502, after=True))
+    srv = serve(runs([WORK[0], say("Added eval.py.")]))
+    mention(srv, "add an eval script")
+    body = final_comment(github)
+    assert body.startswith("✅"), body
+    assert len(github.pulls[REPO]) == 1
+
+
+def test_a_push_that_keeps_failing_fails_the_run_and_says_so(github: FakeGitHub, serve: Callable[..., Server]) -> None:
+    github.faults.append(Fault("POST", r"/git-receive-pack$", 500, times=10))
+    srv = serve(runs([WORK[0], say("Added eval.py.")]))
+    mention(srv, "add an eval script")
+    body = final_comment(github)
+    assert body.startswith("❌") and "push" in body and "/retry" in body
+    assert github.pulls.get(REPO, []) == []
+
+
+def test_the_sandbox_hides_the_server(
+    github: FakeGitHub,
+    serve: Callable[..., Server],
+    settings: Any,
+    tmp_path: Path,
+    app_key: tuple[Any, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    key = tmp_path / "secrets" / "app.pem"
+    key.parent.mkdir()
+    key.write_text(app_key[1])
+    monkeypatch.setenv("GITHUB_APP_PRIVATE_KEY", app_key[1].replace("\n", "\\n"))
+    monkeypatch.setenv("GITHUB_WEBHOOK_SECRET", settings.webhook_secret().decode())
+    data = tmp_path / "data"
+    db = tmp_path / "bot.sqlite3"
+    seed = tmp_path / "planted"
+    git("clone", "-q", str(github.repos[REPO]), str(seed))
+    (seed / "leak").symlink_to("/proc/self/environ")
+    (seed / "key").symlink_to(key)
+    git("add", "-A", cwd=seed)
+    git("-c", "user.name=x", "-c", "user.email=x@example.com", "commit", "-qm", "links", cwd=seed)
+    git("push", "-q", "origin", "main", cwd=seed)
+    probe = (
+        f"cat {key}; env; cat /proc/*/environ | tr '\\0' '\\n'; cat {db}; ls {data}; cat {Path.home()}/.netrc; "
+        f"ls {Path.home()}/.cache/huggingface; cat key"
+    )
+    outputs: list[str] = []
+
+    def reply(messages: list[Message]) -> Turn:
+        steps = sum(1 for m in messages if m.role == "assistant")
+        outputs.extend(m.content for m in messages[-1:] if m.role == "tool")
+        script = [call("bash", command=probe), call("read", path="leak"), call("read", path="key"), say("Looked.")]
+        return script[steps] if steps < len(script) else say("Done.")
+
+    srv = serve(lambda: ScriptedModel(reply), settings=settings.model_copy(update={"github_app_private_key_path": key}))
+    mention(srv, "look around")
+    final_comment(github)
+    assert len(outputs) == 3
+    shell, leak, linked = outputs
+    pem_body = app_key[1].splitlines()[1]
+    for text in outputs:
+        assert pem_body not in text and settings.webhook_secret().decode() not in text
+        assert "PRIVATE KEY" not in text and "GITHUB_APP" not in text
+    assert "No such file" in shell
+    assert "outside" in leak.lower() or "refus" in leak.lower(), leak
+    assert "outside" in linked.lower() or "refus" in linked.lower(), linked
