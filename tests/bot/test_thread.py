@@ -1,4 +1,4 @@
-"""The thread runner end to end: the real server over HTTP, the fake GitHub serving git, bubblewrap, a scripted model."""
+"""The thread runner end to end: the real server over HTTP, fake GitHub serving git, bubblewrap, a scripted model."""
 
 from __future__ import annotations
 
