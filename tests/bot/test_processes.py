@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
+import sqlite3
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +24,12 @@ pytestmark = pytest.mark.slow
 
 def model_args(srv: ScriptedServer) -> list[str]:
     return ["--model", "scripted", "--base-url", srv.base_url]
+
+
+def acknowledged(db: Path) -> int:
+    """Runs whose progress comment id the store has (a run posted but not yet recorded waits ACK_GRACE)."""
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        return int(conn.execute("SELECT COUNT(*) FROM runs WHERE comment_id IS NOT NULL").fetchone()[0])
 
 
 def bodies(github: FakeGitHub, number: int) -> list[str]:
@@ -49,6 +57,7 @@ def test_a_killed_server_resumes_its_queue_and_resolves_its_running_run(
         waiting = [n for n in (1, 2, 3) if n not in working]
         assert len(working) == 1  # the global limit is one run
         github.wait_until(lambda: all(any("Queued" in b for b in bodies(github, n)) for n in waiting))
+        github.wait_until(lambda: acknowledged(tmp_path / "home" / "bot" / "bot.sqlite3") == 3)  # comment ids stored
         first.kill()  # no clean shutdown: the working run stays `running` in the database
         gate.set()
         second = ServerProcess(env, tmp_path, *model_args(model)).wait_ready()

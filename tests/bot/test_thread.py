@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -193,3 +194,53 @@ def test_the_sandbox_hides_the_server(
     assert "No such file" in shell
     assert "outside" in leak.lower() or "refus" in leak.lower(), leak
     assert "outside" in linked.lower() or "refus" in linked.lower(), linked
+
+
+def _processes_with(marker: str) -> list[int]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and marker in (proc / "cmdline").read_bytes().decode(errors="replace"):
+                found.append(int(proc.name))
+        except OSError:
+            continue
+    return found
+
+
+def test_stop_interrupts_a_running_command(github: FakeGitHub, serve: Callable[..., Server], tmp_path: Path) -> None:
+    marker = f"ml-intern-stop-{id(github)}"
+    command = f"touch started && sleep 300 && echo {marker}"
+    srv = serve(runs([call("bash", command=command, timeout=600), say("Slept.")]))
+    mention(srv, "sleep a while")
+    started = tmp_path / "data" / "threads" / REPO / "1" / "work" / "started"
+    github.wait_until(lambda: started.exists() and _processes_with(marker), 60)
+    assert srv.deliver("issue_comment", comment_event("/stop", comment_id=777)).status_code == 202
+    body = final_comment(github)
+    assert body.startswith("🚫 Cancelled with /stop."), body
+    github.wait_until(lambda: not _processes_with(marker))
+    assert github.pulls.get(REPO, []) == []
+
+
+def test_a_mention_during_a_run_is_queued_and_continues_the_session(
+    github: FakeGitHub, serve: Callable[..., Server]
+) -> None:
+    gate = threading.Event()
+    seen: list[list[Message]] = []
+
+    def reply(messages: list[Message]) -> Turn:
+        gate.wait(60)
+        seen.append(list(messages))
+        people = [m for m in messages if m.role == "user" and not m.meta.get("kind")]
+        return say(f"Answer {len(people)}.")
+
+    srv = serve(lambda: ScriptedModel(reply))
+    mention(srv, "first request")
+    github.wait_until(lambda: any("Working" in c["body"] for c in github.thread_comments(REPO, 1)))
+    mention(srv, "second request", comment_id=556)
+    github.wait_until(lambda: any("Queued: run 1" in c["body"] for c in github.thread_comments(REPO, 1)))
+    gate.set()
+    github.wait_until(lambda: sum("Answer" in c["body"] for c in github.thread_comments(REPO, 1)) == 2, 60)
+    bodies = [c["body"] for c in github.thread_comments(REPO, 1) if "<!-- ml-intern:run:" in c["body"]]
+    assert "Answer 1." in bodies[0] and "Answer 2." in bodies[1]
+    history = "\n".join(m.content for m in seen[-1])
+    assert "first request" in history and "second request" in history
