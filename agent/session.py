@@ -208,7 +208,7 @@ async def open_session(
     workdir = workdir.resolve()
     if not workdir.is_dir():
         raise ConfigError(f"workdir {workdir} is not a folder; create it or pass --workdir")
-    sandbox = sandbox or open_sandbox(config.sandbox, workdir=workdir, headless=headless)
+    sandbox = sandbox or open_sandbox(config.sandbox, workdir=workdir, headless=headless, search_path=env.get("PATH"))
     home = home or data_home(env)
     state: TraceState | None = None
     if resume is not None:

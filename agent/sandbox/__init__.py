@@ -19,12 +19,13 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-def open_sandbox(config: SandboxConfig, *, workdir: Path, headless: bool) -> Sandbox:
+def open_sandbox(config: SandboxConfig, *, workdir: Path, headless: bool, search_path: str | None = None) -> Sandbox:
     """The sandbox `config.mode` asks for: `bubblewrap` (required), `none` (local), or `auto` (bubblewrap for
     headless runs where it works, local otherwise). Raises ConfigError when bubblewrap is required but unusable."""
     if config.mode == "none" or (config.mode == "auto" and not headless):
         return LocalSandbox()
-    sandbox, problem = _bubblewrap(config, workdir.resolve())
+    path = search_path if search_path is not None else os.environ.get("PATH", "")
+    sandbox, problem = _bubblewrap(config, workdir.resolve(), path)
     if sandbox is not None:
         return sandbox
     if config.mode == "bubblewrap":
@@ -33,9 +34,10 @@ def open_sandbox(config: SandboxConfig, *, workdir: Path, headless: bool) -> San
     return LocalSandbox()
 
 
-def _bubblewrap(config: SandboxConfig, workdir: Path) -> tuple[BubblewrapSandbox | None, str]:
+def _bubblewrap(config: SandboxConfig, workdir: Path, search_path: str) -> tuple[BubblewrapSandbox | None, str]:
     from agent.sandbox.bubblewrap import INSTALL_HINT, BubblewrapSandbox, Limits, find_bwrap
     from agent.sandbox.cgroup import PidsCgroup
+    from agent.sandbox.toolchains import toolchains
 
     bwrap = find_bwrap()
     if bwrap is None:
@@ -55,6 +57,7 @@ def _bubblewrap(config: SandboxConfig, workdir: Path) -> tuple[BubblewrapSandbox
         cgroup = PidsCgroup.find(config.processes + 2)  # + bwrap's own two processes
         if cgroup is None:
             logger.warning("running as root with no writable pids cgroup: sandbox.processes is not enforced")
+    extra += [p for p in toolchains(search_path, workdir) if p not in extra]
     limits = Limits(config.memory_mb, config.processes, config.file_size_mb)
     sandbox = BubblewrapSandbox(workdir, bwrap, config.network, limits, extra, cgroup)
     problem = sandbox.probe()

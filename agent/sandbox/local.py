@@ -11,8 +11,8 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from agent.cuts import cut_end, cut_start
 from agent.sandbox.base import CommandResult, OnOutput
-from agent.tools.files import cut_end, cut_start
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""File tools confined to the workspace: `read`, `write`, `edit`, and the path check they share with search."""
+"""File tools confined to the workspace: `read`, `write` and `edit` (paths are checked by `agent/tools/paths.py`)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import re
 import secrets
 import stat
 from collections.abc import Iterator
@@ -14,8 +13,10 @@ from difflib import SequenceMatcher
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from agent.cuts import cut_end, cut_start
 from agent.errors import ToolError
 from agent.tools.base import Effect, ToolContext, tool
+from agent.tools.paths import NOFOLLOW, display_path, open_folder, open_inside, os_errors, resolve_path
 from agent.tools.protect import protected_reason
 
 logger = logging.getLogger(__name__)
@@ -28,89 +29,6 @@ COUNT_BYTES = 256 << 20
 """`read` stops counting a file's lines after this many bytes."""
 MAX_EDIT_BYTES = 64 << 20
 """`edit` loads the whole file; larger ones are left to bash."""
-_NOFOLLOW = os.O_NOFOLLOW | os.O_CLOEXEC
-_LAST_WORD = re.compile(r"[\w+/=.~-]{1,256}$")
-_FIRST_WORD = re.compile(r"^[\w+/=.~-]{1,256}")
-
-
-def cut_end(text: str) -> str:
-    """`text` cut short: drop the token-like characters at its end, so no piece of a token is shown (redaction
-    needs the whole token to recognise it)."""
-    return _LAST_WORD.sub("", text, count=1) + "…"
-
-
-def cut_start(text: str) -> str:
-    """`text` whose start was dropped: drop the token-like characters at its start (see `cut_end`)."""
-    return "…" + _FIRST_WORD.sub("", text, count=1)
-
-
-def resolve_path(ctx: ToolContext, path: str, *, write: bool) -> Path:
-    """Resolve `path` (relative to the workspace) and refuse anything outside it, symlinks followed.
-
-    Read-only callers may also reach the session folder, where long tool outputs are spilled; nothing may
-    write there, even when the session folder lies inside the workspace.
-    """
-    root, session = ctx.workdir.resolve(), ctx.session_dir.resolve()
-    try:
-        target = (root / Path(path)).resolve()
-    except (OSError, ValueError) as e:
-        raise ToolError(f"bad path {path!r}: {e}") from None
-    if write and target.is_relative_to(session):
-        raise ToolError(f"{path!r} is in the session folder, which is read-only; write inside the workspace")
-    allowed = [root] if write else [root, session]
-    if any(target.is_relative_to(r) for r in allowed):
-        return target
-    raise ToolError(f"{path!r} is outside the workspace; use a path inside {root} (relative paths start there)")
-
-
-def _base(ctx: ToolContext, target: Path) -> Path:
-    root = ctx.workdir.resolve()
-    return root if target.is_relative_to(root) else ctx.session_dir.resolve()
-
-
-def open_folder(base: Path, folder: Path, *, create: bool = False) -> int:
-    """A descriptor of `folder` (resolved, inside `base`), opened one name at a time from `base` without following
-    symlinks, so that a folder swapped for a symlink after `resolve_path` checked it cannot lead outside."""
-    fd = os.open(base, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        for name in folder.relative_to(base).parts:
-            if create:
-                with contextlib.suppress(FileExistsError):
-                    os.mkdir(name, dir_fd=fd)
-            parent, fd = fd, -1
-            try:
-                fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | _NOFOLLOW, dir_fd=parent)
-            finally:
-                os.close(parent)
-    except BaseException:
-        if fd >= 0:
-            os.close(fd)
-        raise
-    return fd
-
-
-def open_inside(ctx: ToolContext, target: Path) -> BinaryIO:
-    """Open a resolved path from `resolve_path` for reading: no symlink on the way, and only a regular file
-    (a FIFO would block forever, a device never ends)."""
-    folder = open_folder(_base(ctx, target), target.parent)
-    try:
-        fd = os.open(target.name, os.O_RDONLY | os.O_NONBLOCK | _NOFOLLOW, dir_fd=folder)
-    finally:
-        os.close(folder)
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise ToolError(f"{display_path(ctx, target)} is not a regular file (a FIFO, socket or device); use bash")
-    os.set_blocking(fd, True)
-    return os.fdopen(fd, "rb")
-
-
-@contextlib.contextmanager
-def os_errors(path: str) -> Iterator[None]:
-    """Turn OS failures (name too long, permission denied, changed under us) into errors the model reads."""
-    try:
-        yield
-    except OSError as e:
-        raise ToolError(f"{path}: {e.strerror or e}") from None
 
 
 def utf8(text: str, what: str) -> bytes:
@@ -120,12 +38,6 @@ def utf8(text: str, what: str) -> bytes:
     except UnicodeEncodeError as e:
         bad = text[e.start : e.end].encode("unicode_escape").decode()
         raise ToolError(f"{what} holds {bad} at {e.start}, which is not text (a lone surrogate); resend it") from None
-
-
-def display_path(ctx: ToolContext, path: Path) -> str:
-    """`path` relative to the workspace when it is inside it, else absolute."""
-    root = ctx.workdir.resolve()
-    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
 
 
 def is_binary(path: Path) -> bool:
@@ -257,7 +169,7 @@ def atomic_write(target: Path, data: bytes, base: Path | None = None) -> None:
         except FileNotFoundError:
             mode = None
         tmp = f".{target.name}.{secrets.token_hex(4)}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o666, dir_fd=folder)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | NOFOLLOW, 0o666, dir_fd=folder)
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(data)

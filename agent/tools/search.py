@@ -13,9 +13,10 @@ from pathlib import Path
 
 import regex as rx  # like re, but with a time limit and without holding the GIL while matching
 
+from agent.cuts import cut_end
 from agent.errors import ToolError
 from agent.tools.base import Effect, ToolContext, tool
-from agent.tools.files import cut_end, display_path, open_inside, resolve_path
+from agent.tools.paths import display_path, open_inside, resolve_path
 
 logger = logging.getLogger(__name__)
 

@@ -9,10 +9,11 @@ import signal
 import time
 from typing import Any
 
+from agent.cuts import cut_end, cut_start
 from agent.errors import ToolError
 from agent.events import ToolLog
 from agent.tools.base import Effect, Emit, ToolContext, ToolResult, tool
-from agent.tools.files import cut_end, cut_start, display_path, resolve_path
+from agent.tools.paths import display_path, resolve_path
 
 logger = logging.getLogger(__name__)
 

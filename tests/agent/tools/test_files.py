@@ -8,7 +8,8 @@ import pytest
 from agent.redact import scrub_env
 from agent.tools import files
 from agent.tools.base import Effect, ToolContext
-from agent.tools.files import LINE_CHARS, atomic_write, edit, open_inside, read, resolve_path, write
+from agent.tools.files import LINE_CHARS, atomic_write, edit, read, write
+from agent.tools.paths import open_inside, resolve_path
 from agent.tools.workspace import FAMILY
 
 
