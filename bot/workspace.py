@@ -112,7 +112,13 @@ class Workspace:
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )
-        out, err = await proc.communicate()
+        try:
+            out, err = await proc.communicate()
+        except BaseException:  # cancelled (/stop, shutdown): git does not outlive the run
+            if proc.returncode is None:
+                proc.kill()
+                await asyncio.shield(proc.wait())
+            raise
         if proc.returncode != 0:
             message = err.decode(errors="replace").strip()[-MAX_GIT_OUTPUT:]
             if token:
@@ -132,9 +138,12 @@ class Workspace:
         """
         for folder in (self.root, self.home):
             folder.mkdir(parents=True, exist_ok=True)
-        if not self.git_dir.exists():
-            await self.git("init", "-q", "--bare", str(self.git_dir), work=False)
-            await self.git("config", "core.bare", "false", work=False)
+        if not self.git_dir.exists():  # made aside and moved in place: a cancelled run leaves no half repository
+            fresh = self.root / "repo.git.new"
+            shutil.rmtree(fresh, ignore_errors=True)
+            await self.git("init", "-q", "--bare", str(fresh), work=False, git_dir=fresh)
+            await self.git("config", "core.bare", "false", work=False, git_dir=fresh)
+            fresh.rename(self.git_dir)
         refs = {f"refs/heads/{base}": "base"}
         if await self.remote_has(url, f"refs/heads/{branch}", token):
             refs[f"refs/heads/{branch}"] = "branch"
@@ -143,15 +152,22 @@ class Workspace:
         specs = [f"+{ref}:refs/ml-intern/{name}" for ref, name in refs.items()]
         await self.git("fetch", "-q", "--no-tags", url, *specs, token=token, work=False)
         tip = "refs/ml-intern/" + ("branch" if "branch" in refs.values() else "start" if start else "base")
-        if not self.work.exists():
-            self.work.mkdir()
+        self.work.mkdir(exist_ok=True)
+        if not await self._has(f"refs/heads/{branch}"):
             await self.git("checkout", "-q", "-f", "-B", branch, tip)
         else:
             await self._follow(branch, tip)
         await self._agent_git(url)
 
+    async def _has(self, ref: str) -> bool:
+        try:
+            await self.git("rev-parse", "-q", "--verify", ref, work=False)
+        except WorkspaceError:
+            return False
+        return True
+
     async def _follow(self, branch: str, tip: str) -> None:
-        current = (await self.git("rev-parse", "-q", "--verify", f"refs/heads/{branch}", work=False)).strip()
+        current = (await self.git("rev-parse", f"refs/heads/{branch}", work=False)).strip()
         target = (await self.git("rev-parse", tip, work=False)).strip()
         if current != target:
             ahead = await self._is_ancestor(current, target)
