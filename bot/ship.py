@@ -198,7 +198,7 @@ async def ship(
 
 
 def _title(request: str) -> str:
-    line = re.sub(r"\s+", " ", request).strip()
+    line = re.sub(r"\s+", " ", re.sub(r"@[\w.-]+(\[bot\])? ?", "", request, count=1)).strip()
     return (line[:69] + "…") if len(line) > 70 else line or "Changes by ML Intern"
 
 

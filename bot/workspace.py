@@ -200,7 +200,7 @@ class Workspace:
 
 def slug(text: str, limit: int = 40) -> str:
     """A branch-name slug of a request: `add-a-baseline-eval-script`."""
-    words = re.findall(r"[a-z0-9]+", text.lower())
+    words = re.findall(r"[a-z0-9]+", re.sub(r"@[\w.-]+(\[bot\])?", " ", text).lower())
     out = ""
     for word in words:
         if len(out) + len(word) + 1 > limit:

@@ -73,7 +73,7 @@ def test_a_mention_ships_a_draft_pr_without_protected_paths(
     assert "`CODEOWNERS`: CODEOWNERS decides who reviews" in body
     [pull] = github.pulls[REPO]
     branch = pull["head"]["ref"]
-    assert branch == "ml-intern/1-ml-intern-add-a-baseline-eval-script" or branch.startswith("ml-intern/1-")
+    assert branch == "ml-intern/1-add-a-baseline-eval-script" and pull["title"] == "add a baseline eval script"
     assert pull["draft"] is True and pull["base"]["ref"] == "main" and "Closes #1." in pull["body"]
     bare = github.repos[REPO]
     assert sorted(branch_files(bare, branch)) == ["README.md", "eval.py", "result.txt"]
