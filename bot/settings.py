@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     """Seconds a user's repository permission is cached."""
     ml_intern_poll_seconds: float = Field(default=1.0, gt=0)
     """How often a worker looks for work queued by other processes."""
+    ml_intern_daily_budget_usd: float | None = Field(default=None, ge=0)
+    """Model and tool spend allowed per installation per UTC day across its thread runs; unset: no cap."""
 
     @property
     def allowed_bots(self) -> frozenset[str]:

@@ -28,6 +28,7 @@ from bot.auth import AppJWT
 from bot.github import GitHub, GitHubError
 from bot.models import Run
 from bot.ship import ShipError, Thread, ship
+from bot.spend import Ledger
 from bot.worker import Outcome
 from bot.workspace import ThreadState, Workspace, WorkspaceError, slug
 
@@ -58,6 +59,7 @@ class ThreadExecutor:
         model_factory: Callable[[], Model] | None = None,
         hidden: Sequence[Path] = (),
         timeout: float = 4 * 3600.0,
+        daily_cap_usd: float | None = None,
         events: EventSink | None = None,
     ) -> None:
         self.config = config.model_copy(update={"tools": THREAD_TOOLS, "mcpServers": {}})
@@ -67,6 +69,8 @@ class ThreadExecutor:
         self.model_factory = model_factory
         self.hidden = [home, *hidden]
         self.timeout = timeout
+        self.daily_cap_usd = daily_cap_usd
+        self.ledger = Ledger(home / "spend")
         self.events = events
 
     async def execute(self, run: Run) -> Outcome:
@@ -81,6 +85,7 @@ class ThreadExecutor:
 
     async def _execute(self, gh: GitHub, run: Run) -> Outcome:
         inst = run.installation_id
+        allowance = self._allowance(inst)
         ws = Workspace(self.home / "threads", run.repo, run.number)
         state = ws.load_state()
         me = await gh.app()
@@ -104,12 +109,18 @@ class ThreadExecutor:
         session = await self._session(config, ws, state, sandbox, run, thread)
         state.session_id, state.branch = session.id, thread.branch
         ws.save_state(state)
+        before = session.budget.spent
+        limit = min(x for x in (config.budget_usd, allowance, float("inf")) if x is not None)
+        session.budget.limit_usd = None if limit == float("inf") else before + limit
         try:
             outcome, errors = await self._drive(session, prompt, run)
         finally:
             await session.close()
+            self.ledger.add(inst, session.budget.spent - before)
         if outcome.stop_reason is not StopReason.DONE:
             why = errors[-1] if errors else f"the agent stopped ({outcome.stop_reason})"
+            if outcome.stop_reason is StopReason.BUDGET:
+                why = self._budget_note(inst, config, session.budget.spent - before)
             text = f"{why}\n\n{outcome.final}".strip()
             return Outcome(False, text + "\n\nThe work so far is kept for `/retry` or a follow-up.", session.id)
         author = (f"{slug_name}[bot]", f"{me['id']}+{slug_name}[bot]@users.noreply.github.com")
@@ -120,6 +131,25 @@ class ThreadExecutor:
             state.pr_url = result.pr_url
             ws.save_state(state)
         return Outcome(True, "\n\n".join([outcome.final, "---", result.summary(), *notes]), session.id)
+
+    def _allowance(self, installation: int) -> float | None:
+        """What the installation may still spend today; raises when the daily cap is used up."""
+        if self.daily_cap_usd is None:
+            return None
+        spent = self.ledger.spent(installation)
+        if spent >= self.daily_cap_usd:
+            raise ShipError(
+                f"this installation's daily cap of ${self.daily_cap_usd:.2f} is used up (${spent:.2f} spent today, "
+                "model and tools); runs start again after midnight UTC, or the operator can raise "
+                "ML_INTERN_DAILY_BUDGET_USD"
+            )
+        return self.daily_cap_usd - spent
+
+    def _budget_note(self, installation: int, config: AgentConfig, spent: float) -> str:
+        run_cap = f"${config.budget_usd:.2f} per run" if config.budget_usd is not None else "no per-run budget"
+        daily = f"${self.daily_cap_usd:.2f} a day" if self.daily_cap_usd is not None else "no daily cap"
+        today = self.ledger.spent(installation)
+        return f"the run hit its budget after spending ${spent:.2f} ({run_cap}; {daily}, ${today:.2f} spent today)"
 
     async def _thread(self, gh: GitHub, run: Run, state: ThreadState) -> Thread:
         inst = run.installation_id
@@ -213,7 +243,13 @@ def thread_executor(
     if config.sandbox.mode != "none" and shutil.which("bwrap") is None:
         logger.warning("bubblewrap is not installed: thread runs will be refused until it is (%s)", INSTALL_HINT)
     return ThreadExecutor(
-        config, home, api_url=settings.api_url(), jwt=preflight(settings), model_factory=model_factory, hidden=hidden
+        config,
+        home,
+        api_url=settings.api_url(),
+        jwt=preflight(settings),
+        model_factory=model_factory,
+        hidden=hidden,
+        daily_cap_usd=settings.ml_intern_daily_budget_usd,
     )
 
 

@@ -244,3 +244,36 @@ def test_a_mention_during_a_run_is_queued_and_continues_the_session(
     assert "Answer 1." in bodies[0] and "Answer 2." in bodies[1]
     history = "\n".join(m.content for m in seen[-1])
     assert "first request" in history and "second request" in history
+
+
+def test_the_daily_cap_stops_a_run_and_refuses_the_next(
+    github: FakeGitHub, serve: Callable[..., Server], settings: Any
+) -> None:
+    def costly() -> Model:
+        script = [call("write", path=f"f{i}.txt", content="x") for i in range(50)]
+        return ScriptedModel(lambda m: script[sum(x.role == "assistant" for x in m) % 50], usd_per_1k_tokens=1.0)
+
+    srv = serve(costly, settings=settings.model_copy(update={"ml_intern_daily_budget_usd": 0.5}))
+    mention(srv, "write many files")
+    body = final_comment(github)
+    assert body.startswith("❌") and "hit its budget" in body and "$0.50 a day" in body, body
+    mention(srv, "once more", comment_id=556)
+    github.wait_until(lambda: "daily cap of $0.50 is used up" in final_comment(github), 60)
+    assert github.pulls.get(REPO, []) == []
+
+
+def test_a_bad_repository_config_is_reported_and_the_run_goes_on(
+    github: FakeGitHub, serve: Callable[..., Server], tmp_path: Path
+) -> None:
+    seed = tmp_path / "seed-config"
+    git("clone", "-q", str(github.repos[REPO]), str(seed))
+    (seed / ".github").mkdir()
+    (seed / ".github" / "ml-intern.yml").write_text("max_iterations: lots\n")
+    git("add", "-A", cwd=seed)
+    git("-c", "user.name=x", "-c", "user.email=x@example.com", "commit", "-qm", "config", cwd=seed)
+    git("push", "-q", "origin", "main", cwd=seed)
+    srv = serve(runs([WORK[0], say("Added eval.py.")]))
+    mention(srv, "add an eval script")
+    body = final_comment(github)
+    assert body.startswith("✅") and "`.github/ml-intern.yml` is not valid: max_iterations" in body, body
+    assert len(github.pulls[REPO]) == 1
