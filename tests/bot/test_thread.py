@@ -277,3 +277,16 @@ def test_a_bad_repository_config_is_reported_and_the_run_goes_on(
     body = final_comment(github)
     assert body.startswith("✅") and "`.github/ml-intern.yml` is not valid: max_iterations" in body, body
     assert len(github.pulls[REPO]) == 1
+
+
+def test_on_a_pr_thread_the_run_pushes_to_the_pr_branch(github: FakeGitHub, serve: Callable[..., Server]) -> None:
+    github.add_pull(REPO, 1, "feature-1")
+    srv = serve(runs([WORK[0], say("Added eval.py to the PR.")]))
+    on_pr = comment_event(f"@{SLUG} add an eval script here")
+    on_pr["issue"]["pull_request"] = {"url": "u", "html_url": "h", "diff_url": "d", "patch_url": "p", "merged_at": None}
+    assert srv.deliver("issue_comment", on_pr).status_code == 202
+    body = final_comment(github)
+    assert body.startswith("✅") and "https://github.com/Codertocat/Hello-World/pull/1" in body, body
+    assert sorted(branch_files(github.repos[REPO], "feature-1")) == ["README.md", "eval.py"]
+    assert branch_files(github.repos[REPO], "main") == ["README.md"]
+    assert len(github.pulls[REPO]) == 1 and github.count("POST", r"/pulls$") == 0
