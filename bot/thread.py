@@ -17,7 +17,7 @@ from typing import Any
 from agent.config import AgentConfig
 from agent.env import EnvSnapshot
 from agent.errors import AgentError, ConfigError, SessionError
-from agent.events import Event, EventType, StopReason
+from agent.events import Event, EventType, Interrupt, StopReason
 from agent.llm import Model
 from agent.sandbox import LocalSandbox, Sandbox, open_sandbox
 from agent.sandbox.bubblewrap import INSTALL_HINT
@@ -42,6 +42,8 @@ NO_SANDBOX_WARNING = (
     "⚠️ This server runs thread commands **without a sandbox** (`sandbox.mode: none` in its config): commands "
     "the agent runs can read what the server's user can read."
 )
+INTERRUPT_GRACE = 30.0
+"""Seconds an interrupted agent has to end its turn before it is cancelled."""
 EventSink = Callable[[Run], Callable[[Event], None]]
 """Builds the event callback of a run (the live progress comment plugs in here)."""
 
@@ -225,11 +227,17 @@ class ThreadExecutor:
             if sink is not None:
                 sink(event)
 
+        agent = Agent(session)
+        runner = asyncio.ensure_future(run_task(agent, prompt, on_event))
         try:
             async with asyncio.timeout(self.timeout):
-                return await run_task(Agent(session), prompt, on_event), errors
+                return await asyncio.shield(runner), errors
         except TimeoutError:
+            await _interrupt(agent, runner)
             raise ShipError(f"the run took longer than {self.timeout:.0f} s; nothing was shipped") from None
+        except asyncio.CancelledError:  # /stop or shutdown: the agent ends its turn (tools and all) and says so
+            await _interrupt(agent, runner)
+            raise
 
 
 def thread_executor(
@@ -251,6 +259,15 @@ def thread_executor(
         hidden=hidden,
         daily_cap_usd=settings.ml_intern_daily_budget_usd,
     )
+
+
+async def _interrupt(agent: Any, runner: asyncio.Future[Any]) -> None:
+    """Interrupt the agent's turn (running tools are killed) and let `run_task` finish; cancel it if it hangs."""
+    agent.submit(Interrupt())
+    _, pending = await asyncio.wait({runner}, timeout=INTERRUPT_GRACE)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(runner, return_exceptions=True)
 
 
 def thread_policy(config: AgentConfig, sandboxed: bool) -> AgentConfig:
