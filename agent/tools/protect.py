@@ -70,13 +70,25 @@ def _own(workdir: Path, target: Path) -> str | None:
 
     if target.name.casefold() in CONFIG_NAMES or target == _resolved(user_config_path()):
         return "it is ML Intern's config, which decides what runs without asking"
-    if target.is_relative_to(_resolved(data_home())):
+    home = _resolved(data_home())
+    if target.is_relative_to(home) and not _workspace_in_store(workdir, target, home):
         return "it is ML Intern's session store, whose traces a resumed session trusts"
     if any(target.is_relative_to(p) for p in _own_code()):
         return "it is ML Intern's own code, which runs with every token on its next start"
     if any(target.is_relative_to(p) for p in _interpreter(workdir)):
         return "it is part of the Python installation ML Intern runs from"
     return None
+
+
+def _workspace_in_store(workdir: Path, target: Path, home: Path) -> bool:
+    """A workspace the server keeps in its data folder (a thread's checkout): its files are the workspace's,
+    as long as the workspace is a folder of its own there, away from the sessions."""
+    return (
+        target.is_relative_to(workdir)
+        and workdir != home
+        and workdir.is_relative_to(home)
+        and not workdir.is_relative_to(home / "sessions")
+    )
 
 
 def _own_code() -> list[Path]:

@@ -117,3 +117,16 @@ def test_a_symlink_into_git_is_judged_by_where_it_leads(ws: Path, tmp_path: Path
     effects, why = write.effects_of(ctx_for(ws, tmp_path), {"path": "innocent/config", "content": "x"})
     assert Effect.PROTECTED in effects
     assert why[0].startswith("writes .git/config")
+
+
+def test_a_workspace_kept_in_the_data_folder_is_an_ordinary_workspace(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = (tmp_path / "home").resolve()
+    monkeypatch.setenv("ML_INTERN_HOME", str(home))
+    work = home / "bot" / "threads" / "o" / "r" / "1" / "work"
+    assert protected_reason(work, work / "src" / "mod.py") is None
+    assert "session store" in str(protected_reason(work, home / "sessions" / "x" / "trace.jsonl"))
+    assert "session store" in str(protected_reason(home, home / "notes.txt"))
+    in_sessions = home / "sessions" / "x"
+    assert "session store" in str(protected_reason(in_sessions, in_sessions / "trace.jsonl"))
