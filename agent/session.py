@@ -100,6 +100,8 @@ class Session:
     async def close(self) -> None:
         """Stop MCP servers, close the trace and, when `traces.enabled`, upload it (failures only logged)."""
         await self._stack.aclose()
+        if (close_model := getattr(self.model, "aclose", None)) is not None:
+            await close_model()  # the model's connection pool
         self.trace.close()
         if self._lock is not None:
             self._lock.close()  # releases the session for another process
@@ -121,7 +123,7 @@ def _upload(session: Session) -> str | None:
 
 
 def build_model(config: AgentConfig) -> Model:
-    from agent.llm.litellm_model import model_from_config
+    from agent.llm import model_from_config
 
     return model_from_config(config)
 

@@ -1,0 +1,129 @@
+"""The direct client's own parts: the SSE decoder, large streamed arguments, odd answers, redirects, size limits."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+
+import pytest
+
+from agent.errors import ContextOverflowError, LLMError
+from agent.llm import openai_compat
+from agent.llm.openai_compat import OpenAICompatModel
+from agent.llm.routing import resolve_route
+from agent.llm.scripted import Turn, say
+from agent.llm.server import ScriptedServer
+from agent.llm.stream import Assembly, SSEDecoder
+from agent.messages import Message, ToolCall
+from tests.agent.llm.conftest import Build, Recorder, config
+
+HISTORY = [Message.user("go")]
+
+
+def test_sse_events_come_out_whole_however_the_bytes_are_cut() -> None:
+    body = (
+        b": keep-alive\r\n\r\n"
+        b'event: message\ndata: {"a": 1}\n\n'
+        b"data: first line\ndata: second line\r\n\r\n"
+        b"id: 7\ndata:no-space\n\n"
+        b"data: [DONE]"
+    )
+    expected = ['{"a": 1}', "first line\nsecond line", "no-space", "[DONE]"]
+    for size in (1, 2, 3, 7, len(body)):
+        decoder, events = SSEDecoder(), []
+        for i in range(0, len(body), size):
+            events += decoder.feed(body[i : i + size])
+        events += decoder.close()
+        assert events == expected, size
+
+
+def test_a_megabyte_line_fed_in_tiny_pieces_is_one_event() -> None:
+    decoder, payload = SSEDecoder(), b"x" * 1_000_000
+    events = [e for i in range(0, len(payload), 7) for e in decoder.feed(b"data: " * (i == 0) + payload[i : i + 7])]
+    assert events == [] and decoder.feed(b"\n\n") == [payload.decode()]
+
+
+@pytest.mark.parametrize("size", [200_000, 1_000_000])
+async def test_a_large_tool_argument_streamed_in_tiny_chunks_arrives_whole(size: int) -> None:
+    arguments = json.dumps({"path": "big.txt", "content": secrets.token_hex(size // 2)})
+    turn = Turn(tool_calls=[ToolCall("call_big", "write", arguments)])
+    with ScriptedServer([turn], chunk_chars=64) as srv:
+        model = _model(srv)
+        try:
+            reply = await model.complete(HISTORY, [], stream=True)
+        finally:
+            await model.aclose()
+    (got,) = reply.message.tool_calls
+    assert (got.id, got.name, got.arguments) == ("call_big", "write", arguments)
+
+
+async def test_an_error_object_in_a_200_answer_is_classified(build: Build) -> None:
+    overflow = {"error": {"message": "This model's maximum context length is 8192 tokens", "code": 400}}
+    with (
+        ScriptedServer([{"fault": "http", "status": 200, "body": overflow}]) as srv,
+        pytest.raises(ContextOverflowError),
+    ):
+        await build(srv, Recorder()).complete(HISTORY, [], stream=False)
+
+
+async def test_a_server_that_ignores_stream_true_still_answers() -> None:
+    with ScriptedServer([say("whole")]) as srv:
+        model = _model(srv)
+        request = model._request(HISTORY, [], stream=False)
+        request["stream"] = True  # asks for a stream; the server answers JSON
+        try:
+            async with asyncio.timeout(30) as deadline:
+                reply = await model._stream(request, None, Assembly(), deadline)
+        finally:
+            await model.aclose()
+    assert reply.message.content == "whole"
+
+
+async def test_redirects_are_not_followed_and_say_where_to_point() -> None:
+    with ScriptedServer([say("never")]) as elsewhere:
+        redirect = {"fault": "http", "status": 307, "headers": {"Location": elsewhere.base_url + "/chat/completions"}}
+        with ScriptedServer([redirect]) as srv:
+            model = _model(srv)
+            with pytest.raises(LLMError) as info:
+                await model.complete(HISTORY, [])
+            await model.aclose()
+    assert info.value.kind == "bad_request" and "redirect" in str(info.value) and "base_url" in info.value.hint
+    assert elsewhere.requests == []
+
+
+async def test_an_html_error_page_is_an_overload_with_a_bounded_message() -> None:
+    page = "<html>" + "bad gateway " * 1000 + "</html>"
+    with ScriptedServer([{"fault": "http", "status": 502, "body": page}] * 3) as srv:
+        model = _model(srv)
+        with pytest.raises(LLMError) as info:
+            await model.complete(HISTORY, [])
+        await model.aclose()
+    assert info.value.kind == "overloaded" and "gave up after" in str(info.value)
+    assert len(str(info.value)) < 1000
+
+
+async def test_an_answer_over_the_size_limit_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(openai_compat, "MAX_RESPONSE_BYTES", 4096)
+    for stream in (False, True):
+        with ScriptedServer([say("x" * 10_000)]) as srv:
+            model = _model(srv)
+            with pytest.raises(LLMError, match="larger than"):
+                await model.complete(HISTORY, [], stream=stream)
+            await model.aclose()
+
+
+async def test_an_answer_that_is_not_a_completion_says_so() -> None:
+    with ScriptedServer([{"fault": "http", "status": 200, "body": {"object": "list", "data": []}}]) as srv:
+        model = _model(srv)
+        with pytest.raises(LLMError, match="no choices") as info:
+            await model.complete(HISTORY, [])
+        await model.aclose()
+    assert "base_url" in info.value.hint
+
+
+def _model(srv: ScriptedServer) -> OpenAICompatModel:
+
+    cfg = config(srv, "my-model", max_retries=2)
+    rec = Recorder()
+    return OpenAICompatModel(resolve_route(cfg), cfg.llm, sleep=rec.sleep)
