@@ -53,7 +53,7 @@ def model_from_config(cfg: AgentConfig, *, sleep: Callable[[float], Awaitable[No
     kw: dict[str, Any] = {"name": cfg.model, "context_window": window}
     if sleep is not None:
         kw["sleep"] = sleep
-    if route.client == "openai":
+    if route.client == "openai" and cfg.llm.client == "auto":
         from agent.llm.openai_compat import OpenAICompatModel
 
         return OpenAICompatModel(route, cfg.llm, **kw)

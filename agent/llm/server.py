@@ -101,12 +101,15 @@ class ScriptedServer:
         model: str = "scripted",
         chunk_chars: int = 6,
         record: Path | None = None,
+        timings: Path | None = None,
     ) -> None:
         self.script = script
         self.model = model
         self.chunk_chars = chunk_chars
         """Text and tool arguments are streamed in pieces of this many characters."""
         self.record = record
+        self.timings = timings
+        """Append {"received", "answered"} (time.monotonic(), comparable across processes) per completion."""
         self.requests: list[RecordedRequest] = []
         self._port = port
         self._index = 0
@@ -172,6 +175,11 @@ class ScriptedServer:
             self._index += 1
             return self.script[self._index - 1]
 
+    def note_timing(self, received: float, answered: float) -> None:
+        if self.timings is not None:
+            with self._lock, self.timings.open("a") as f:
+                f.write(json.dumps({"received": received, "answered": answered}) + "\n")
+
     def wait(self, seconds: float) -> None:
         """Sleep, but wake up when the server stops."""
         self._stopping.wait(seconds)
@@ -194,6 +202,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        received = time.monotonic()
+        try:
+            self._post(raw)
+        finally:
+            self.server_state.note_timing(received, time.monotonic())
+
+    def _post(self, raw: bytes) -> None:
         try:
             body = json.loads(raw or b"{}")
         except json.JSONDecodeError:
@@ -375,6 +390,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--port-file", type=Path, help="write the port here once listening")
     parser.add_argument("--record", type=Path, help="append each request as a JSON line")
+    parser.add_argument("--timings", type=Path, help="append when each completion was received and answered")
     args = parser.parse_args(argv)
     done = threading.Event()
 
@@ -387,7 +403,7 @@ def main(argv: list[str] | None = None) -> int:
         script = load_script(args.script)
     except (OSError, ValueError) as e:
         parser.error(str(e))
-    with ScriptedServer(script, port=args.port, record=args.record) as srv:
+    with ScriptedServer(script, port=args.port, record=args.record, timings=args.timings) as srv:
         if args.port_file:
             tmp = args.port_file.with_name(args.port_file.name + ".tmp")
             tmp.write_text(str(srv.port))

@@ -151,3 +151,10 @@ def test_routing_an_openai_compatible_model_does_not_import_litellm() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60).stdout
     assert out.split() == [str(DEFAULT_CONTEXT_WINDOW), "False", "False"]
+
+
+def test_llm_client_litellm_sends_every_route_through_litellm() -> None:
+    cfg = AgentConfig(model="my-model", base_url="http://127.0.0.1:9/v1")
+    assert type(model_from_config(cfg)) is OpenAICompatModel
+    cfg = cfg.model_copy(update={"llm": cfg.llm.model_copy(update={"client": "litellm"})})
+    assert type(model_from_config(cfg)) is LiteLLMModel
