@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import re
+import ssl
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlsplit
@@ -61,6 +62,30 @@ def _error_message(status: int, raw: bytes) -> str:
     return text[:600] or f"HTTP {status}"
 
 
+class MessageEncoder:
+    """The JSON of each history message, kept between calls, so a step encodes only the messages that are new.
+
+    A message is re-encoded when it is not the same object as before or any of its strings changed (the strings
+    are kept and compared: unchanged ones are the same objects, so the check costs nothing).
+    """
+
+    def __init__(self) -> None:
+        self._cache: dict[int, tuple[Message, tuple[Any, ...], bytes]] = {}
+
+    def encode(self, messages: list[Message]) -> bytes:
+        """`[...]`: the messages as the request's JSON array."""
+        cache, kept, parts = self._cache, {}, []
+        for m in messages:
+            key = (m.role, m.content, m.tool_call_id, m.name, *((c.id, c.name, c.arguments) for c in m.tool_calls))
+            hit = cache.get(id(m))
+            if hit is None or hit[0] is not m or hit[1] != key:
+                hit = (m, key, json.dumps(m.to_llm(), separators=(",", ":")).encode())
+            kept[id(m)] = hit
+            parts.append(hit[2])
+        self._cache = kept  # only what this history still holds
+        return b"[" + b",".join(parts) + b"]"
+
+
 class OpenAICompatModel(RetryingModel):
     """A model behind an OpenAI-compatible `/chat/completions` endpoint, called over one pooled httpx client."""
 
@@ -71,6 +96,7 @@ class OpenAICompatModel(RetryingModel):
         self._client: httpx.AsyncClient | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._openai_itself = urlsplit(self.route.api_base or "").hostname == "api.openai.com"
+        self._encoder = MessageEncoder()
 
     def count_tokens(self, messages: list[Message], tools: list[dict[str, Any]] | None = None) -> int:
         """About four characters a token (no tokenizer is loaded; the loop corrects with reported usage)."""
@@ -90,18 +116,25 @@ class OpenAICompatModel(RetryingModel):
             if self.route.api_key:
                 headers["Authorization"] = f"Bearer {self.route.api_key}"
             base = (self.route.api_base or "").rstrip("/") + "/"
-            timeout = httpx.Timeout(self.llm.timeout)
-            self._client = httpx.AsyncClient(base_url=base, headers=headers, timeout=timeout, transport=self._transport)
+            # Plain HTTP never does a TLS handshake (redirects are not followed): a context that trusts nothing
+            # spares loading the CA bundle (~0.2 s at start-up), and would fail closed if TLS ever happened.
+            verify: ssl.SSLContext | bool = (
+                ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT) if base.startswith("http:") else True
+            )
+            self._client = httpx.AsyncClient(
+                base_url=base,
+                headers=headers,
+                timeout=httpx.Timeout(self.llm.timeout),
+                transport=self._transport,
+                verify=verify,
+            )
             self._loop = loop
         return self._client
 
     def _request(self, messages: list[Message], tools: list[dict[str, Any]], stream: bool) -> dict[str, Any]:
-        msgs, specs = [m.to_llm() for m in messages], list(tools)
-        if self.caching:
-            msgs, specs = add_cache_breakpoints(msgs, specs)
-        body: dict[str, Any] = {"model": self.route.wire_model, "messages": msgs}
-        if specs:
-            body["tools"] = specs
+        body: dict[str, Any] = {"model": self.route.wire_model}
+        if tools:
+            body["tools"] = tools
         if self.llm.temperature is not None and not (
             self._openai_itself and _REASONING_MODELS.match(self.route.wire_model)
         ):
@@ -110,7 +143,12 @@ class OpenAICompatModel(RetryingModel):
             body["max_completion_tokens" if self._openai_itself else "max_tokens"] = self.llm.max_output_tokens
         if stream:
             body.update(stream=True, stream_options={"include_usage": True})
-        return {"content": json.dumps(body, separators=(",", ":")).encode(), "stream": stream}
+        if self.caching:  # breakpoints move every step: encode it all
+            msgs, specs = add_cache_breakpoints([m.to_llm() for m in messages], tools)
+            whole = {**body, "messages": msgs, **({"tools": specs} if specs else {})}
+            return {"content": json.dumps(whole, separators=(",", ":")).encode(), "stream": stream}
+        rest = json.dumps(body, separators=(",", ":")).encode()  # {"model":...}: never empty
+        return {"content": b'{"messages":' + self._encoder.encode(messages) + b"," + rest[1:], "stream": stream}
 
     @contextlib.asynccontextmanager
     async def _send(self, request: dict[str, Any]) -> AsyncIterator[httpx.Response]:

@@ -390,6 +390,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--port-file", type=Path, help="write the port here once listening")
     parser.add_argument("--record", type=Path, help="append each request as a JSON line")
+    parser.add_argument("--chunk-chars", type=int, default=6, help="characters per streamed delta")
     parser.add_argument("--timings", type=Path, help="append when each completion was received and answered")
     args = parser.parse_args(argv)
     done = threading.Event()
@@ -403,7 +404,9 @@ def main(argv: list[str] | None = None) -> int:
         script = load_script(args.script)
     except (OSError, ValueError) as e:
         parser.error(str(e))
-    with ScriptedServer(script, port=args.port, record=args.record, timings=args.timings) as srv:
+    with ScriptedServer(
+        script, port=args.port, chunk_chars=args.chunk_chars, record=args.record, timings=args.timings
+    ) as srv:
         if args.port_file:
             tmp = args.port_file.with_name(args.port_file.name + ".tmp")
             tmp.write_text(str(srv.port))

@@ -8,6 +8,7 @@ import secrets
 
 import pytest
 
+from agent.config import AgentConfig
 from agent.errors import ContextOverflowError, LLMError
 from agent.llm import openai_compat
 from agent.llm.openai_compat import OpenAICompatModel
@@ -127,3 +128,21 @@ def _model(srv: ScriptedServer) -> OpenAICompatModel:
     cfg = config(srv, "my-model", max_retries=2)
     rec = Recorder()
     return OpenAICompatModel(resolve_route(cfg), cfg.llm, sleep=rec.sleep)
+
+
+def test_the_request_reuses_the_encoding_of_messages_that_did_not_change() -> None:
+    cfg = AgentConfig(model="my-model", base_url="http://127.0.0.1:9/v1")
+    model = OpenAICompatModel(resolve_route(cfg), cfg.llm)
+    call_ = ToolCall("c1", "read", '{"path": "a"}')
+    history = [Message.system("sys"), Message.user("task"), Message("assistant", "", tool_calls=[call_])]
+    history.append(Message.tool(call_, "contents"))
+
+    def sent(messages: list[Message]) -> list[dict[str, object]]:
+        return json.loads(model._request(messages, [], stream=False)["content"])["messages"]
+
+    assert sent(history) == [m.to_llm() for m in history]
+    history[1].content = "task, edited in place"  # e.g. redaction or compaction rewriting a message
+    history[2].tool_calls[0].arguments = '{"path": "b"}'
+    history.append(Message.user("ünïcode \udcff"))
+    assert sent(history) == [m.to_llm() for m in history]
+    assert sent(history[2:]) == [m.to_llm() for m in history[2:]]
