@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+from pathlib import Path
 
 import pytest
 
@@ -146,3 +147,22 @@ def test_the_request_reuses_the_encoding_of_messages_that_did_not_change() -> No
     history.append(Message.user("ünïcode \udcff"))
     assert sent(history) == [m.to_llm() for m in history]
     assert sent(history[2:]) == [m.to_llm() for m in history[2:]]
+
+
+async def test_the_session_closes_the_connection_pools_of_its_models(tmp_path: Path) -> None:
+    from agent.session import open_session
+
+    with ScriptedServer([say("one"), say("two")]) as srv:
+        cfg = AgentConfig(model="first", base_url=srv.base_url)
+        session = await open_session(cfg, workdir=tmp_path, headless=True, home=tmp_path / "home")
+        first = session.model
+        assert isinstance(first, OpenAICompatModel)
+        await first.complete(HISTORY, [])
+        session.set_model("second")
+        await session.model.complete(HISTORY, [])
+        second = session.model
+        assert isinstance(second, OpenAICompatModel) and second is not first
+        assert first._client is not None and second._client is not None
+        await session.close()
+    assert first._client is None and second._client is None
+    assert [r.body["model"] for r in srv.requests] == ["first", "second"]
