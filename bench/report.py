@@ -146,7 +146,8 @@ what is re-sent with every request before any work (system prompt + JSON tool sc
 the ~55k characters the upstream ML Intern sends (a reference figure, not measured here).
 
 **4. Headless run.** Peak RSS (`ru_maxrss` of a wrapper process whose only child is the command) and wall time
-of a headless `ml-intern "task" --base-url … --model openai/x` run of ~19 steps over all six built-in tools
+of a headless `ml-intern "task" --base-url … --model openai/x` run (the direct client) of ~19 steps over all six
+built-in tools
 against the scripted server (in its own process), next to `python -c "import litellm"` and a bare
 interpreter.
 
