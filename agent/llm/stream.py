@@ -6,12 +6,17 @@ Both work in time linear in what streams: a 1 MB tool argument sent as 170,000 s
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 
 def field_of(obj: Any, name: str) -> Any:
     """`obj[name]` for a dict (the direct client's JSON), `obj.name` for an object (litellm's chunks)."""
     return obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
+
+
+def _attribute(obj: Any, name: str) -> Any:
+    return getattr(obj, name, None)
 
 
 class SSEDecoder:
@@ -86,18 +91,19 @@ class Assembly:
     def add(self, chunk: Any) -> str:
         """Take one `chat.completion.chunk` (dict or object); returns its text delta."""
         self.started = True
-        if error := field_of(chunk, "error"):
+        get = dict.get if isinstance(chunk, dict) else _attribute  # chosen once: this runs for every chunk
+        if error := get(chunk, "error"):
             raise stream_error(error)
-        self.usage = field_of(chunk, "usage") or self.usage
+        self.usage = get(chunk, "usage") or self.usage
         text = ""
-        for choice in field_of(chunk, "choices") or ():
-            delta = field_of(choice, "delta") or {}
-            text += field_of(delta, "content") or ""
-            if reasoning := field_of(delta, "reasoning_content") or field_of(delta, "reasoning"):
+        for choice in get(chunk, "choices") or ():
+            delta = get(choice, "delta") or {}
+            text += get(delta, "content") or ""
+            if reasoning := get(delta, "reasoning_content") or get(delta, "reasoning"):
                 self.reasoning.append(reasoning)
-            for fragment in field_of(delta, "tool_calls") or ():
-                self._tool_fragment(fragment)
-            self.finish = field_of(choice, "finish_reason") or self.finish
+            for fragment in get(delta, "tool_calls") or ():
+                self._tool_fragment(get, fragment)
+            self.finish = get(choice, "finish_reason") or self.finish
         if text:
             self.text.append(text)
         return text
@@ -111,8 +117,8 @@ class Assembly:
         """(id, name, arguments) of each call, in order."""
         return [(c.id, c.name, "".join(c.arguments)) for c in self._calls]
 
-    def _tool_fragment(self, fragment: Any) -> None:
-        index, call_id = field_of(fragment, "index"), field_of(fragment, "id")
+    def _tool_fragment(self, get: Callable[[Any, str], Any], fragment: Any) -> None:
+        index, call_id = get(fragment, "index"), get(fragment, "id")
         index = index if isinstance(index, int) else None
         slot = self._slots.get(index) if index is not None else (len(self._calls) - 1 if not call_id else None)
         if slot is not None and slot >= 0 and call_id and self._calls[slot].id not in ("", call_id):
@@ -122,11 +128,11 @@ class Assembly:
             slot = len(self._calls) - 1
             if index is not None:
                 self._slots[index] = slot
-        call, fn = self._calls[slot], field_of(fragment, "function")
+        call, fn = self._calls[slot], get(fragment, "function")
         call.id = call.id or (call_id or "")
         if fn is not None:
-            call.name = call.name or (field_of(fn, "name") or "")
-            if arguments := field_of(fn, "arguments"):
+            call.name = call.name or (get(fn, "name") or "")
+            if arguments := get(fn, "arguments"):
                 call.arguments.append(arguments)
 
 
