@@ -19,7 +19,7 @@ from agent.errors import LLMError
 from agent.llm import OnRetry, OnText
 from agent.llm.classify import RETRY_AFTER_CAP, classify
 from agent.llm.routing import DEFAULT_CONTEXT_WINDOW, Route
-from agent.llm.stream import Assembly, field_of
+from agent.llm.stream import Assembly, StreamError, field_of
 from agent.messages import Message, ModelResponse, ToolCall, Usage
 
 logger = logging.getLogger(__name__)
@@ -34,7 +34,12 @@ def read_usage(usage: Any, cost: float = 0.0) -> Usage:
     details = field_of(usage, "prompt_tokens_details")
     cached = (field_of(details, "cached_tokens") if details else None) or field_of(usage, "cache_read_input_tokens")
     prompt, completion = field_of(usage, "prompt_tokens"), field_of(usage, "completion_tokens")
-    return Usage(int(prompt or 0), int(completion or 0), int(cached or 0), cost)
+    return Usage(_count(prompt), _count(completion), _count(cached), cost)
+
+
+def _count(value: Any) -> int:
+    """A token count as reported, 0 when it is missing or not a number."""
+    return int(value) if isinstance(value, int | float) and value > 0 else 0
 
 
 def gave_up(err: LLMError, retries: int) -> LLMError:
@@ -140,8 +145,11 @@ class RetryingModel(ABC):
         """One streamed attempt, each chunk through `_take`; raises LLMError."""
 
     async def _take(self, got: Assembly, chunk: Any, on_text: OnText | None) -> None:
-        """One streamed chunk: collect it, show its text."""
-        text = got.add(chunk)
+        """One streamed chunk: collect it, show its text. A chunk of the wrong shape is a broken stream."""
+        try:
+            text = got.add(chunk)
+        except (TypeError, AttributeError) as e:
+            raise StreamError(f"the stream sent a chunk of an unexpected shape: {str(chunk)[:200]}", None) from e
         if text and on_text is not None:
             got.shown = True
             await on_text(text)

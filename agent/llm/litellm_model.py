@@ -15,7 +15,7 @@ from agent.llm.base import RetryingModel, read_usage, tool_call
 from agent.llm.caching import add_cache_breakpoints, is_anthropic
 from agent.llm.routing import Route, litellm_module
 from agent.llm.scripted import estimate_tokens
-from agent.llm.stream import Assembly
+from agent.llm.stream import Assembly, StreamError
 from agent.messages import Message, ModelResponse, Usage
 
 logger = logging.getLogger(__name__)
@@ -101,7 +101,10 @@ class LiteLLMModel(RetryingModel):
                     raise self._error(e, during_stream=True) from e
                 deadline.reschedule(asyncio.get_running_loop().time() + self.llm.timeout)  # the wait is per chunk
                 chunks.append(chunk)
-                await self._take(got, chunk, on_text)
+                try:
+                    await self._take(got, chunk, on_text)
+                except StreamError as e:
+                    raise self._error(e, during_stream=True) from e
         finally:
             await response.aclose()
         return self._reply(got, self._priced(self._stream_usage(got, chunks, request["messages"])))

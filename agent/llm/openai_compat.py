@@ -220,19 +220,25 @@ class OpenAICompatModel(RetryingModel):
         if isinstance(data, dict) and data.get("error"):
             raise self._error(stream_error(data["error"]))
         choices = data.get("choices") if isinstance(data, dict) else None
-        if not choices or not isinstance(choices[0], dict):
+        if not choices or not isinstance(choices, list):
             raise _bad_response(f"the answer has no choices: {raw[:200]!r}")
-        message = choices[0].get("message") or {}
-        calls = []
-        for c in message.get("tool_calls") or []:
-            fn = c.get("function") or {}
-            arguments = fn.get("arguments")
-            if arguments is not None and not isinstance(arguments, str):  # a few servers send the object itself
-                arguments = json.dumps(arguments)
-            calls.append(tool_call(c.get("id"), fn.get("name"), arguments))
-        reasoning = message.get("reasoning_content") or message.get("reasoning")
-        usage = self._usage(data.get("usage"))
-        return self._response(message.get("content") or "", calls, choices[0].get("finish_reason"), usage, reasoning)
+        try:
+            message = choices[0].get("message") or {}
+            calls = []
+            for c in message.get("tool_calls") or []:
+                fn = c.get("function") or {}
+                arguments = fn.get("arguments")
+                if arguments is not None and not isinstance(arguments, str):  # a few servers send the object itself
+                    arguments = json.dumps(arguments)
+                calls.append(tool_call(c.get("id"), fn.get("name"), arguments))
+            text, reasoning = (
+                _text(message.get("content")),
+                message.get("reasoning_content") or message.get("reasoning"),
+            )
+            usage = self._usage(data.get("usage"))
+            return self._response(text, calls, choices[0].get("finish_reason"), usage, reasoning)
+        except (AttributeError, TypeError) as e:
+            raise _bad_response(f"the answer is not a chat completion: {raw[:200]!r}") from e
 
 
 async def _read(response: httpx.Response, limit: int, *, refuse: bool = True) -> bytes:
@@ -247,6 +253,13 @@ async def _read(response: httpx.Response, limit: int, *, refuse: bool = True) ->
             break
         parts.append(raw)
     return b"".join(parts)
+
+
+def _text(content: Any) -> str:
+    """Message content as text: a string, or the text parts of a list of content parts."""
+    if isinstance(content, list):
+        return "".join(str(p.get("text") or "") for p in content if isinstance(p, dict))
+    return content if isinstance(content, str) else ""
 
 
 def _chunk(data: str) -> Any:

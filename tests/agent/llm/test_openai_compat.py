@@ -174,3 +174,43 @@ async def test_the_session_closes_the_connection_pools_of_its_models(tmp_path: P
         await session.close()
     assert first._client is None and second._client is None
     assert [r.body["model"] for r in srv.requests] == ["first", "second"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"choices": ["not an object"]},
+        {"choices": [{"message": {"tool_calls": ["not an object"]}}]},
+        {"choices": [{"message": "not an object"}]},
+    ],
+)
+async def test_an_answer_of_the_wrong_shape_is_an_error_that_says_so(body: dict[str, object]) -> None:
+    with ScriptedServer([{"fault": "http", "status": 200, "body": body}]) as srv:
+        model = _model(srv)
+        with pytest.raises(LLMError, match="not a chat completion") as info:
+            await model.complete(HISTORY, [])
+        await model.aclose()
+    assert "base_url" in info.value.hint
+
+
+def test_a_chunk_of_the_wrong_shape_is_a_broken_stream() -> None:
+    from agent.llm.stream import StreamError
+
+    got = Assembly()
+    got.add({"choices": [{"delta": {"content": "ok"}}], "usage": {"prompt_tokens": "many"}})
+    with pytest.raises(TypeError):
+        got.add({"choices": ["not an object"]})
+    cfg = AgentConfig(model="my-model", base_url="http://127.0.0.1:9/v1")
+    model = OpenAICompatModel(resolve_route(cfg), cfg.llm)
+    with pytest.raises(StreamError, match="unexpected shape"):
+        asyncio.run(model._take(Assembly(), {"choices": [{"delta": {"tool_calls": [7]}}]}, None))
+
+
+def test_content_parts_and_odd_usage_are_read_as_far_as_they_make_sense() -> None:
+    cfg = AgentConfig(model="my-model", base_url="http://127.0.0.1:9/v1")
+    model = OpenAICompatModel(resolve_route(cfg), cfg.llm)
+    parts = [{"type": "text", "text": "two "}, {"type": "text", "text": "parts"}, "junk"]
+    answer = {"choices": [{"message": {"content": parts}}], "usage": {"prompt_tokens": "x", "completion_tokens": 3}}
+    reply = model._parsed(json.dumps(answer).encode())
+    assert reply.message.content == "two parts"
+    assert (reply.usage.prompt_tokens, reply.usage.completion_tokens) == (0, 3)
