@@ -18,7 +18,8 @@ OnRetry = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 class Model(Protocol):
-    """A chat model that can call tools."""
+    """A chat model that can call tools. One that holds connections also has `async aclose()`, which the session
+    calls when it closes."""
 
     name: str
     context_window: int
