@@ -158,3 +158,10 @@ def test_llm_client_litellm_sends_every_route_through_litellm() -> None:
     assert type(model_from_config(cfg)) is OpenAICompatModel
     cfg = cfg.model_copy(update={"llm": cfg.llm.model_copy(update={"client": "litellm"})})
     assert type(model_from_config(cfg)) is LiteLLMModel
+
+
+def test_the_cli_reports_a_base_url_that_is_not_a_url_as_a_config_error(capsys: pytest.CaptureFixture[str]) -> None:
+    from agent.cli import USAGE, main
+
+    assert main(["hello", "--base-url", "not a url", "--model", "my-model"]) == USAGE
+    assert "base_url 'not a url' is not an http(s) URL" in capsys.readouterr().err
