@@ -186,18 +186,20 @@ class OpenAICompatModel(RetryingModel):
                 return self._parsed(await _read(response, MAX_RESPONSE_BYTES))  # a server that does not stream
             # from here httpx's read timeout (llm.timeout) bounds each silence, however long the answer runs
             deadline.reschedule(None)
-            decoder, size = SSEDecoder(), 0
+            decoder, size, done = SSEDecoder(), 0, False
             try:
+                # read to the end of the body even after [DONE]: a response left unread closes the connection,
+                # and the next step would pay a new one (a TLS handshake, for a remote provider)
                 async for raw in response.aiter_bytes():
                     size += len(raw)
                     if size > MAX_RESPONSE_BYTES:
                         raise _too_large()
                     for data in decoder.feed(raw):
-                        if data.strip() == "[DONE]":
-                            return self._finished(got)
-                        await self._take(got, _chunk(data), on_text)
+                        done = done or data.strip() == "[DONE]"
+                        if not done:
+                            await self._take(got, _chunk(data), on_text)
                 for data in decoder.close():
-                    if data.strip() != "[DONE]":
+                    if not done and data.strip() != "[DONE]":
                         await self._take(got, _chunk(data), on_text)
             except (httpx.HTTPError, StreamError) as e:
                 raise self._error(e, during_stream=got.started) from e

@@ -64,6 +64,8 @@ class RecordedRequest:
     path: str
     headers: dict[str, str]
     body: Any
+    peer: str = ""
+    """The client's address and port ("127.0.0.1:53122"): the same for requests over one kept-alive connection."""
 
     def to_dict(self, *, redact: bool = True) -> dict[str, Any]:
         """JSON form; credentials are masked to their last four characters unless `redact` is False."""
@@ -235,7 +237,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _record(self, body: Any) -> None:
         headers = {k.lower(): v for k, v in self.headers.items()}
-        self.server_state.note(RecordedRequest(self.command, self.path, headers, body))
+        peer = ":".join(str(part) for part in self.client_address[:2])
+        self.server_state.note(RecordedRequest(self.command, self.path, headers, body, peer))
 
     def _fault(self, body: dict[str, Any], fault: dict[str, Any]) -> None:
         kind = fault["fault"]

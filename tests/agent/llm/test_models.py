@@ -308,3 +308,13 @@ async def test_openai_key_is_used_for_an_openai_compatible_server(
         await ask(build(srv, rec, model="Qwen/Qwen3-8B"), rec, stream=False)
     assert srv.requests[0].headers["authorization"] == f"Bearer {key}"
     assert srv.requests[0].body["model"] == "Qwen/Qwen3-8B"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_consecutive_calls_reuse_one_connection(build: Build, stream: bool) -> None:
+    rec = Recorder()
+    with ScriptedServer([say("one"), call("read", path="a.py"), say("three")]) as srv:
+        model = build(srv, rec)
+        for _ in range(3):
+            await ask(model, rec, stream)
+    assert len({r.peer for r in srv.requests}) == 1, [r.peer for r in srv.requests]
