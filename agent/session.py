@@ -78,6 +78,8 @@ class Session:
     """Where the trace was uploaded, when `traces.enabled`."""
     seq: int = 0
     _stack: AsyncExitStack = field(default_factory=AsyncExitStack)
+    _retired: list[Model] = field(default_factory=list)
+    """Models replaced by `set_model`, closed with the session (their connection pools)."""
     _lock: IO[str] | None = None
 
     @property
@@ -123,7 +125,9 @@ class Session:
     def set_model(self, model_id: str) -> None:
         """Switch the model for the next calls."""
         config = self.config.model_copy(update={"model": model_id})
-        self.model = build_model(config)
+        model = build_model(config)
+        self._retired.append(self.model)
+        self.model = model
         self.config = config
         _guard_model_key(self)
         self.trace.meta(model=model_id)
@@ -132,6 +136,9 @@ class Session:
         """Stop MCP servers, close the trace and, when `traces.enabled`, upload it (failures only logged)."""
         await self._stack.aclose()
         await self.deps.aclose()
+        for model in (*self._retired, self.model):
+            if (close_model := getattr(model, "aclose", None)) is not None:
+                await close_model()  # the model's connection pool
         self.trace.close()
         if self._lock is not None:
             self._lock.close()  # releases the session for another process
@@ -159,7 +166,7 @@ def _upload(session: Session) -> str | None:
 
 
 def build_model(config: AgentConfig) -> Model:
-    from agent.llm.litellm_model import model_from_config
+    from agent.llm import model_from_config
 
     return model_from_config(config)
 

@@ -27,6 +27,13 @@ class Stopwatch:
     def __init__(self) -> None:
         self.seconds = 0.0
         self.calls = 0
+        self.laps: list[float] = []
+        """Seconds of each call, in order."""
+
+    def add(self, seconds: float) -> None:
+        self.seconds += seconds
+        self.calls += 1
+        self.laps.append(seconds)
 
 
 class TimedModel:
@@ -66,8 +73,11 @@ class TimedModel:
                 messages, tools, stream=stream, on_text=text if on_text else None, on_retry=on_retry
             )
         finally:
-            self.watch.seconds += time.perf_counter() - start - in_callback
-            self.watch.calls += 1
+            self.watch.add(time.perf_counter() - start - in_callback)
+
+    async def aclose(self) -> None:
+        if (close := getattr(self.inner, "aclose", None)) is not None:
+            await close()
 
 
 def timed_tool(t: Tool, watch: Stopwatch) -> Tool:
@@ -79,8 +89,7 @@ def timed_tool(t: Tool, watch: Stopwatch) -> Tool:
         try:
             return await fn(ctx, **kwargs)
         finally:
-            watch.seconds += time.perf_counter() - start
-            watch.calls += 1
+            watch.add(time.perf_counter() - start)
 
     return dataclasses.replace(t, fn=run)
 
@@ -95,6 +104,8 @@ class Run:
     model_calls: int
     tool_calls: int
     stop_reason: str = "done"
+    tool_laps: list[float] = dataclasses.field(default_factory=list)
+    """Seconds of each tool call, in order."""
 
     @property
     def overhead(self) -> float:
@@ -132,7 +143,8 @@ async def run_agent(model: Model, config: AgentConfig, workdir: Path, home: Path
     stop = str(ev.data.get("stop_reason"))
     if stop != "done":
         raise RuntimeError(f"the benchmark trajectory ended with {stop!r}: {ev.data.get('final')}")
-    return Run(wall, model_watch.seconds, tool_watch.seconds, model_watch.calls, tool_watch.calls, stop), agent
+    run = Run(wall, model_watch.seconds, tool_watch.seconds, model_watch.calls, tool_watch.calls, stop, tool_watch.laps)
+    return run, agent
 
 
 async def run_bare(model: Model, config: AgentConfig, workdir: Path, session_dir: Path) -> Run:
