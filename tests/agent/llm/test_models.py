@@ -317,9 +317,7 @@ async def test_consecutive_calls_reuse_one_connection(build: Build, stream: bool
     with ScriptedServer([say("one"), call("read", path="a.py"), say("three")]) as srv:
         model = build(srv, rec)
         if isinstance(model, LiteLLMModel):
-            pytest.skip(
-                "litellm pools connections its own way (a loaded machine may see two); the direct client's reuse is the one the step cost rests on"
-            )
+            pytest.skip("litellm pools connections its own way (a loaded machine may see two)")
         for _ in range(3):
             await ask(model, rec, stream)
     assert len({r.peer for r in srv.requests}) == 1, [r.peer for r in srv.requests]
