@@ -24,7 +24,7 @@ from agent.messages import ToolCall
 from bench.bare_client import bare_loop
 from bench.common import VENV_BIN, Result, bench_env, median, scripted_server
 from bench.overhead import note_files, read_script
-from bench.trajectory import TASK, bench_config, run_agent
+from bench.trajectory import TASK, bench_config, run_agent, selected_tools
 
 SIZES = (10, 50, 200)
 STEP_TARGET_MS = 10.0
@@ -60,12 +60,11 @@ def step_ms(path: Path, tool_laps: list[float]) -> list[float]:
 def _prompt(folder: Path, workdir: Path) -> Path:
     """The system prompt and tool specs the agent sends, for the bare loop to send the same."""
     from agent.session import system_prompt
-    from agent.tools import workspace_tools
 
     config = bench_config()
     messages = [{"role": "system", "content": system_prompt(config, workdir, True)}, {"role": "user", "content": TASK}]
     path = folder / "prompt.json"
-    path.write_text(json.dumps({"messages": messages, "tools": [t.spec() for t in workspace_tools(config.tools)]}))
+    path.write_text(json.dumps({"messages": messages, "tools": [t.spec() for t in selected_tools(config)]}))
     return path
 
 

@@ -17,7 +17,8 @@ from bench.common import Result
 from bench.overhead import HotSpot
 
 FINDINGS = re.compile(r"<!-- findings:start -->.*?<!-- findings:end -->", re.DOTALL)
-BOT_SECTION = re.compile(r"<!-- bot-bench:start -->.*?<!-- bot-bench:end -->", re.DOTALL)
+KEPT_SECTIONS = re.compile(r"<!-- ([a-z-]+):start -->.*?<!-- \1:end -->", re.DOTALL)
+"""Sections other benchmarks write (research, bot-bench, thread-bench, comment-bench): kept as they are."""
 """Written by bench/app_server.py; kept when this report is regenerated."""
 
 
@@ -200,7 +201,7 @@ def markdown(results: list[Result], setting: Setting, spots: list[HotSpot], old:
     ]
     if findings:
         parts += ["## Findings", "", findings, ""]
-    bot = BOT_SECTION.search(old) if old else None
-    if bot:
-        parts += [bot.group(0), ""]
+    for kept in KEPT_SECTIONS.finditer(old or ""):
+        if kept.group(1) != "findings":
+            parts += [kept.group(0), ""]
     return "\n".join(parts)
