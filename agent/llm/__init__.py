@@ -3,13 +3,14 @@ the scripted model), and `model_from_config` choosing the client by route."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from agent.messages import Message, ModelResponse
 
 if TYPE_CHECKING:
     from agent.config import AgentConfig
+    from agent.redact import Redactor
 
 OnText = Callable[[str], Awaitable[None]]
 """Receives each streamed text delta."""
@@ -42,16 +43,24 @@ class Model(Protocol):
         ...
 
 
-def model_from_config(cfg: AgentConfig, *, sleep: Callable[[float], Awaitable[None]] | None = None) -> Model:
+def model_from_config(
+    cfg: AgentConfig,
+    *,
+    sleep: Callable[[float], Awaitable[None]] | None = None,
+    env: Mapping[str, str] | None = None,
+    redactor: Redactor | None = None,
+) -> Model:
     """The configured model: the direct client for OpenAI-compatible routes, litellm for the rest.
 
-    A missing key, an unroutable id or a base_url that is not a URL fails here, before any request.
+    Its key comes from `env` (the session's snapshot; the process environment by default), and provider errors
+    are redacted with `redactor` (the session's). A missing key, an unroutable id or a base_url that is not a
+    URL fails here, before any request.
     """
     from agent.llm.routing import context_window_for, resolve_route
 
-    route = resolve_route(cfg)
+    route = resolve_route(cfg, env)
     window = context_window_for(route, cfg.context.context_window)
-    kw: dict[str, Any] = {"name": cfg.model, "context_window": window}
+    kw: dict[str, Any] = {"name": cfg.model, "context_window": window, "redactor": redactor}
     if sleep is not None:
         kw["sleep"] = sleep
     if route.client == "openai" and cfg.llm.client == "auto":

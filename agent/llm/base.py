@@ -12,7 +12,7 @@ import random
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent.config import LLMConfig
 from agent.errors import LLMError
@@ -21,6 +21,9 @@ from agent.llm.classify import RETRY_AFTER_CAP, classify
 from agent.llm.routing import DEFAULT_CONTEXT_WINDOW, Route
 from agent.llm.stream import Assembly, StreamError, field_of
 from agent.messages import Message, ModelResponse, ToolCall, Usage
+
+if TYPE_CHECKING:
+    from agent.redact import Redactor
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +69,10 @@ class RetryingModel(ABC):
         context_window: int = DEFAULT_CONTEXT_WINDOW,
         sleep: Sleep = asyncio.sleep,
         rng: random.Random | None = None,
+        redactor: Redactor | None = None,
     ) -> None:
+        self.redactor = redactor
+        """The session's redactor, for what providers echo in their errors (patterns only when None)."""
         self.route = route
         self.llm = llm
         self.name = name or route.model
@@ -155,7 +161,9 @@ class RetryingModel(ABC):
             await on_text(text)
 
     def _error(self, exc: BaseException, during_stream: bool = False) -> LLMError:
-        return classify(exc, model=self.name, key_env=self.route.key_env, during_stream=during_stream)
+        return classify(
+            exc, model=self.name, key_env=self.route.key_env, during_stream=during_stream, redactor=self.redactor
+        )
 
     def _priced(self, usage: Usage) -> Usage:
         """Price a call the price map could not price from the configured per-million-token prices, when given."""

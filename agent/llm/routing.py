@@ -60,7 +60,12 @@ LITELLM_PROVIDERS = frozenset(
 
 @functools.cache
 def litellm_module() -> ModuleType:
-    """Import and configure litellm once: local price map, no telemetry, no debug banners, no HF downloads."""
+    """Import and configure litellm once: local price map, no telemetry, no debug banners, no HF downloads.
+
+    The one write to `os.environ` in ML Intern: litellm reads this variable at import, and without it fetches
+    its price map from the network. It is a default (a value the user set wins), set in this process only;
+    subprocesses get the session's snapshot, taken before.
+    """
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     import litellm
 
