@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from bot import render
+from bot.approvals import ApprovalWaiters
 from bot.github import GitHub, GitHubError
 from bot.models import Identity, Run
 from bot.permissions import Permissions
@@ -29,6 +31,10 @@ class Services:
     """Stop runs executing in this process (set by the worker)."""
     counters: dict[str, int] = field(default_factory=dict)
     """Since start-up: deliveries by answer, errors by where they happened (shown by /metrics)."""
+    loop: asyncio.AbstractEventLoop | None = None
+    """The loop that owns the GitHub client and the store; code on the run loop hops to it (`runloop.on_loop`)."""
+    approvals: ApprovalWaiters = field(default_factory=lambda: ApprovalWaiters())
+    """Live runs of this process waiting for a decision: a recorded `/approve` or `/deny` wakes them."""
 
     def count(self, name: str) -> None:
         self.counters[name] = self.counters.get(name, 0) + 1
