@@ -99,6 +99,9 @@ class ThreadApprovals:
         self._used: set[int] = set()
         """Reaction ids that already answered a card: the same 👍 never answers the next one."""
         self.polls = 0
+        """Looks at the reactions so far."""
+        self.idle = False
+        """Waiting (for the next look, a new card or a wake-up), not working."""
 
     def on_event(self, event: Event) -> None:
         """Follow the cards: a new `approval_required`, a decision (from anywhere) that settles one."""
@@ -157,15 +160,19 @@ class ThreadApprovals:
 
     async def _wait(self, seconds: float | None) -> None:
         """Until something changes (a card, a wake-up), or `seconds` pass."""
-        if seconds is not None and self._sleep is not None:  # an injected clock: tests and benchmarks
-            sleeper = asyncio.ensure_future(self._sleep(seconds))
-            changed = asyncio.ensure_future(self._changed.wait())
-            await asyncio.wait({sleeper, changed}, return_when=asyncio.FIRST_COMPLETED)
-            for f in (sleeper, changed):
-                f.cancel()
-        else:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), seconds)
+        self.idle = True
+        try:
+            if seconds is not None and self._sleep is not None:  # an injected clock: tests and benchmarks
+                sleeper = asyncio.ensure_future(self._sleep(seconds))
+                changed = asyncio.ensure_future(self._changed.wait())
+                await asyncio.wait({sleeper, changed}, return_when=asyncio.FIRST_COMPLETED)
+                for f in (sleeper, changed):
+                    f.cancel()
+            else:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._changed.wait(), seconds)
+        finally:
+            self.idle = False
         self._changed.clear()
 
     async def _record(self, card: _Card) -> None:
@@ -202,13 +209,14 @@ class ThreadApprovals:
         if run.comment_id is None:
             return None
         try:
-            self.polls += 1
             etag, items = await self._main(
                 self.s.github.reactions(run.installation_id, run.repo, run.comment_id, self._etag)
             )
         except GitHubError as e:
             logger.warning("run %s: could not read reactions: %s", run.id, e, extra={"run_id": run.id})
             return None
+        finally:
+            self.polls += 1
         if items is not None:
             self._etag, self._reactions = etag, items
         fresh = [r for r in self._reactions if self._counts(r, card)]

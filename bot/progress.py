@@ -117,6 +117,12 @@ class RunProgress:
             return
         self._task = loop.create_task(self._pump(), name=f"progress-{self.run.id}")
 
+    @property
+    def idle(self) -> bool:
+        """No edit in flight and none due now (a later one may be scheduled)."""
+        due = self._dirty and self._clock() >= self._last + self.interval
+        return not self._writing and not due
+
     def render(self, report: FinalReport | None = None) -> str:
         return progress(
             self.view, self._wall(), report=report, mention=self.mention, page_url=self.page_url, redact=self.redact
