@@ -13,10 +13,11 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from typing import Protocol
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, Protocol
 
-from agent.events import Event
+from agent.events import Event, EventType
+from agent.payloads import Ready, payload
 from bot import pages
 from bot.github import GitHubError
 from bot.models import Run
@@ -78,8 +79,11 @@ class RunProgress:
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        on_session: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self.run = run
+        self.on_session = on_session
+        """Told the session id when the agent is ready (the store records it, so the run page finds the trace)."""
         self.writer = writer
         self.view = RunView(run.id, run.requester, status="running")
         self.mention = mention
@@ -94,6 +98,7 @@ class RunProgress:
         self._writing = False
         self._closing = False
         self._task: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
 
     @classmethod
     async def open(
@@ -103,19 +108,45 @@ class RunProgress:
         main = s.loop
         page_url = await on_loop(main, pages.page_link(s, run.id))
         writer = ThreadComment(s, run, main)
-        return cls(run, writer, mention=s.me.mention, page_url=page_url, redact=redact, interval=interval)
+
+        async def record_session(session_id: str) -> None:
+            await on_loop(main, s.store.set_session(run, session_id))
+
+        return cls(
+            run,
+            writer,
+            mention=s.me.mention,
+            page_url=page_url,
+            redact=redact,
+            interval=interval,
+            on_session=record_session,
+        )
 
     def on_event(self, event: Event) -> None:
         """Fold an agent event into the view and schedule an edit (cheap; call it on the run's loop)."""
         self.view.apply(event)
         self._dirty = True
-        if self._closing or (self._task is not None and not self._task.done()):
-            return
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # no loop (a synchronous caller): the next event or close() writes
             return
+        if event.type is EventType.READY and self.on_session is not None:
+            self._background(loop, self._session(payload(event, Ready)["session_id"]))
+        if self._closing or (self._task is not None and not self._task.done()):
+            return
         self._task = loop.create_task(self._pump(), name=f"progress-{self.run.id}")
+
+    def _background(self, loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, None]) -> None:
+        task = loop.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _session(self, session_id: str) -> None:
+        assert self.on_session is not None
+        try:
+            await self.on_session(session_id)
+        except Exception:  # the comment goes on without the page's trace
+            logger.exception("run %s: could not record its session", self.run.id, extra={"run_id": self.run.id})
 
     @property
     def idle(self) -> bool:
@@ -148,6 +179,7 @@ class RunProgress:
     async def close(self, report: FinalReport) -> None:
         """Write the final state: after any edit in flight, retried with backoff if GitHub fails; never raises."""
         self._closing = True
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         task = self._task
         if task is not None and not task.done():
             if not self._writing:

@@ -48,8 +48,8 @@ _ICONS = {
 
 
 def _footer(run: Run, public_url: str) -> str:
-    link = f" · [run page]({public_url.rstrip('/')}/runs/{run.id})" if public_url else ""
-    return f"\n\n<sub>run {run.id} · requested by @{run.requester}{link}</sub>\n{run.marker}"
+    # No run page link here: the page needs the run's token, which only the live progress comment carries.
+    return f"\n\n<sub>run {run.id} · requested by @{run.requester}</sub>\n{run.marker}"
 
 
 def queued(run: Run, behind_run: int | None, waiting_for_slot: bool, public_url: str = "") -> str:

@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from bot import render
 from bot.approvals import ApprovalWaiters
@@ -31,6 +32,8 @@ class Services:
     """Stop runs executing in this process (set by the worker)."""
     counters: dict[str, int] = field(default_factory=dict)
     """Since start-up: deliveries by answer, errors by where they happened (shown by /metrics)."""
+    data_dir: Path | None = None
+    """The server's data folder; thread runs keep their sessions (traces) under `sessions/` there."""
     loop: asyncio.AbstractEventLoop | None = None
     """The loop that owns the GitHub client and the store; code on the run loop hops to it (`runloop.on_loop`)."""
     approvals: ApprovalWaiters = field(default_factory=lambda: ApprovalWaiters())
