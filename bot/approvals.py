@@ -67,6 +67,7 @@ class _Card:
     row_id: int = 0
     shown_at: float = 0.0
     """When the card was first asked (kept across restarts): reactions older than this do not answer it."""
+    waited: bool = False
 
 
 @dataclass(frozen=True)
@@ -149,6 +150,7 @@ class ThreadApprovals:
                     self._submit(agent, card, decision)
                     continue
                 await self._wait(delay)
+                card.waited = True  # reactions are looked at from now on: none can be newer than the card before
                 delay = min(self.last_poll, delay * BACKOFF)
         finally:
             self.s.approvals.remove(self.run_.id, waker)
@@ -193,7 +195,7 @@ class ThreadApprovals:
         row = await self._main(self.s.store.approval(self.run_.id, card.call_id))
         if row is not None and row["state"] in ("approved", "denied"):
             return Decision(row["state"] == "approved", str(row["decided_by"] or ""), str(row["reason"] or ""))
-        by_reaction = await self._by_reaction(card)
+        by_reaction = await self._by_reaction(card) if card.waited else None
         if by_reaction is None:
             return None
         decision, reaction_id = by_reaction
