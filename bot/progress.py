@@ -30,6 +30,9 @@ logger = logging.getLogger(__name__)
 
 EDIT_INTERVAL = 5.0
 """Seconds between two edits of the progress comment, at least."""
+MAX_INTERVAL = 60.0
+"""The longest wait between edits: the interval grows with the run's age (a fifth of it) up to this."""
+
 FINAL_ATTEMPTS = 6
 """Tries to write the final state before giving up (each one after the client's own retries)."""
 
@@ -65,7 +68,8 @@ class ThreadComment:
 
 
 class RunProgress:
-    """Keeps the run's view from its events and edits the comment at most once every `interval` seconds."""
+    """Keeps the run's view from its events and edits the comment: at most once every `interval` seconds, less
+    often as the run grows old (a fifth of its age, up to `max_interval`), except when a card appears or goes."""
 
     def __init__(
         self,
@@ -76,6 +80,7 @@ class RunProgress:
         page_url: str = "",
         redact: Callable[[str], str] | None = None,
         interval: float = EDIT_INTERVAL,
+        max_interval: float = MAX_INTERVAL,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
@@ -89,12 +94,15 @@ class RunProgress:
         self.mention = mention
         self.page_url = page_url
         self.redact = redact
-        self.interval = interval
+        self.interval, self.max_interval = interval, max_interval
         self.edits = 0
         """Edits written so far (the final one included)."""
         self._clock, self._wall, self._sleep = clock, wall, sleep
         self._last = float("-inf")
+        self._began = clock()
         self._dirty = False
+        self._urgent = False
+        self._poke = asyncio.Event()
         self._writing = False
         self._closing = False
         self._task: asyncio.Task[None] | None = None
@@ -124,8 +132,12 @@ class RunProgress:
 
     def on_event(self, event: Event) -> None:
         """Fold an agent event into the view and schedule an edit (cheap; call it on the run's loop)."""
+        card = self.view.card
         self.view.apply(event)
         self._dirty = True
+        if self.view.card is not card:  # a card to answer appeared, or the answered one went: show it soon
+            self._urgent = True
+            self._poke.set()
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # no loop (a synchronous caller): the next event or close() writes
@@ -151,8 +163,25 @@ class RunProgress:
     @property
     def idle(self) -> bool:
         """No edit in flight and none due now (a later one may be scheduled)."""
-        due = self._dirty and self._clock() >= self._last + self.interval
+        due = self._dirty and self._clock() >= self._last + self._gap()
         return not self._writing and not due
+
+    async def _nap(self, seconds: float) -> None:
+        """Sleep until the next edit is due, or until something urgent comes in."""
+        sleeper = asyncio.ensure_future(self._sleep(seconds))
+        poked = asyncio.ensure_future(self._poke.wait())
+        try:
+            await asyncio.wait({sleeper, poked}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeper.cancel()
+            poked.cancel()
+            self._poke.clear()
+
+    def _gap(self) -> float:
+        """Seconds the next edit waits after the last one."""
+        if self._urgent:
+            return self.interval
+        return min(self.max_interval, max(self.interval, (self._clock() - self._began) / 5))
 
     def render(self, report: FinalReport | None = None) -> str:
         return progress(
@@ -161,11 +190,11 @@ class RunProgress:
 
     async def _pump(self) -> None:
         while self._dirty and not self._closing:
-            wait = self._last + self.interval - self._clock()
+            wait = self._last + self._gap() - self._clock()
             if wait > 0:
-                await self._sleep(wait)
+                await self._nap(wait)
                 continue
-            self._dirty, self._last = False, self._clock()
+            self._dirty, self._urgent, self._last = False, False, self._clock()
             self._writing = True
             try:
                 await self.writer.write(self.render())

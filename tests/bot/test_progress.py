@@ -129,3 +129,39 @@ async def test_a_run_on_its_own_loop_edits_through_the_servers_client(github: Fa
         comments = github.thread_comments(REPO, 1)
         assert len(comments) == 1 and "from the run loop" in comments[0]["body"] and edits >= 1
         assert "/runs/" in comments[0]["body"] and "token=" in comments[0]["body"]
+
+
+async def test_an_old_run_edits_less_often_but_a_card_shows_at_once(github: FakeGitHub, app_key: Key, tmp_path: Path):
+    async with services(github, app_key[1], tmp_path) as s:
+        run = await started_run(s)
+        clock = Clock()
+        progress = RunProgress(
+            run, ThreadComment(s, run), interval=5.0, max_interval=60.0, clock=clock, wall=clock, sleep=clock.sleep
+        )
+        clock.now += 300  # five minutes into the run: edits come at most once a minute
+        for event in step_events(1):
+            progress.on_event(event)
+        await settle(progress)
+        assert progress.edits == 1
+        clock.now += 30
+        for event in step_events(2):
+            progress.on_event(event)
+        await settle(progress)
+        assert progress.edits == 1  # not due yet
+        progress.on_event(
+            Event(
+                EventType.APPROVAL_REQUIRED,
+                {
+                    "call_id": "c9",
+                    "name": "publish",
+                    "summary": "alice/model",
+                    "reason": "publish needs approval",
+                    "effects": ["publish"],
+                    "arguments": {},
+                    "cost_usd": None,
+                },
+            )
+        )
+        await settle(progress)
+        assert progress.edits == 2 and "Approval needed" in github.thread_comments(REPO, 1)[0]["body"]
+        await progress.close(done())
