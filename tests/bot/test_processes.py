@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import sqlite3
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -49,6 +50,12 @@ def test_a_killed_server_resumes_its_queue_and_resolves_its_running_run(
         waiting = [n for n in (1, 2, 3) if n not in working]
         assert len(working) == 1  # the global limit is one run
         github.wait_until(lambda: all(any("Queued" in b for b in bodies(github, n)) for n in waiting))
+        # the comments are posted, then their ids stored: kill after that (a run whose id was never stored waits
+        # ACK_GRACE before another process takes it, which is longer than this test waits)
+        db = sqlite3.connect(tmp_path / "home" / "bot" / "bot.sqlite3")
+        stored = "SELECT COUNT(*) FROM runs WHERE comment_id IS NOT NULL"
+        github.wait_until(lambda: db.execute(stored).fetchone()[0] == 3)
+        db.close()
         first.kill()  # no clean shutdown: the working run stays `running` in the database
         gate.set()
         second = ServerProcess(env, tmp_path, *model_args(model)).wait_ready()
