@@ -1,8 +1,6 @@
 """`python -m agent` runs the ml-intern command."""
 
-import sys
-
-from agent.cli import main
+from agent.cli import entry
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -44,6 +44,8 @@ class LLMConfig(_Strict):
     """Mark cache breakpoints for providers that support them (Anthropic)."""
     usd_per_million: Prices | None = None
     """Prices for a model litellm does not price (e.g. via the Hugging Face router), so budgets apply to it."""
+    client: Literal["auto", "litellm"] = "auto"
+    """auto: OpenAI-compatible endpoints (HF router, base_url, openai/) are called directly; litellm: all through it."""
 
 
 class ContextConfig(_Strict):

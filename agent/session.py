@@ -78,6 +78,8 @@ class Session:
     """Where the trace was uploaded, when `traces.enabled`."""
     seq: int = 0
     _stack: AsyncExitStack = field(default_factory=AsyncExitStack)
+    _retired: list[Model] = field(default_factory=list)
+    """Models replaced by `set_model`, closed with the session (their connection pools)."""
     _lock: IO[str] | None = None
 
     @property
@@ -123,7 +125,9 @@ class Session:
     def set_model(self, model_id: str) -> None:
         """Switch the model for the next calls."""
         config = self.config.model_copy(update={"model": model_id})
-        self.model = build_model(config)
+        model = build_model(config, self.snapshot, self.redactor)
+        self._retired.append(self.model)
+        self.model = model
         self.config = config
         _guard_model_key(self)
         self.trace.meta(model=model_id)
@@ -132,6 +136,9 @@ class Session:
         """Stop MCP servers, close the trace and, when `traces.enabled`, upload it (failures only logged)."""
         await self._stack.aclose()
         await self.deps.aclose()
+        for model in (*self._retired, self.model):
+            if (close_model := getattr(model, "aclose", None)) is not None:
+                await close_model()  # the model's connection pool
         self.trace.close()
         if self._lock is not None:
             self._lock.close()  # releases the session for another process
@@ -158,10 +165,10 @@ def _upload(session: Session) -> str | None:
     return url
 
 
-def build_model(config: AgentConfig) -> Model:
-    from agent.llm.litellm_model import model_from_config
+def build_model(config: AgentConfig, env: EnvSnapshot, redactor: Redactor) -> Model:
+    from agent.llm import model_from_config
 
-    return model_from_config(config)
+    return model_from_config(config, env=env, redactor=redactor)
 
 
 def system_prompt(config: AgentConfig, workdir: Path, headless: bool, extra: Mapping[str, Any] | None = None) -> str:
@@ -222,14 +229,14 @@ async def open_session(
             logger.info("session %s was started in %s; continuing in %s", session_id, saved, workdir)
     else:
         session_id = new_session_id()
-    model = model or build_model(config)  # a missing key fails here, before anything is held or made
+    redactor = Redactor.from_env(env)
+    model = model or build_model(config, env, redactor)  # a missing key fails here, before anything is made
     toolbox = Toolbox(t for family in toolsets for t in family.tools)
     folder = home / "sessions" / session_id
     folder.mkdir(parents=True, exist_ok=True)
     if state is not None:
         adopt_trace(trace_path, folder / TRACE_FILE, session_id)  # a copied trace comes home whole
     lock = _lock_session(folder, session_id)
-    redactor = Redactor.from_env(env)
     session = Session(
         id=session_id,
         config=config,

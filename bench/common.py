@@ -63,6 +63,7 @@ def bench_env(home: Path) -> dict[str, str]:
     """A child environment: no credentials, an empty data home, no user config, nothing that reaches the network."""
     secret = ("_API_KEY", "_TOKEN", "_KEY", "_SECRET", "_PASSWORD")
     env = {k: v for k, v in os.environ.items() if not k.upper().endswith(secret)}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # measure start-up as installed: imports from cached bytecode
     env.update(
         ML_INTERN_HOME=str(home / "home"),
         ML_INTERN_CONFIG=str(home / "no-config.yaml"),
@@ -101,13 +102,18 @@ def interleaved(
 
 
 @contextlib.contextmanager
-def scripted_server(items: Sequence[Any], folder: Path, env: dict[str, str]) -> Iterator[str]:
-    """`python -m agent.llm.server` serving `items` in its own process; yields the base URL."""
+def scripted_server(
+    items: Sequence[Any], folder: Path, env: dict[str, str], *, timings: Path | None = None, chunk_chars: int = 6
+) -> Iterator[str]:
+    """`python -m agent.llm.server` serving `items` in its own process; yields the base URL. With `timings`, the
+    server appends when it received and answered each completion (time.monotonic())."""
     folder.mkdir(parents=True, exist_ok=True)
     script, port_file = folder / "script.json", folder / "port"
     port_file.unlink(missing_ok=True)
     script.write_text(json.dumps([i.to_dict() if hasattr(i, "to_dict") else i for i in items]))
-    args = ["--script", str(script), "--port-file", str(port_file)]
+    args = ["--script", str(script), "--port-file", str(port_file), "--chunk-chars", str(chunk_chars)]
+    if timings is not None:
+        args += ["--timings", str(timings)]
     argv = [sys.executable, "-m", "agent.llm.server", *args]
     log = (folder / "server.log").open("wb")
     proc = subprocess.Popen(argv, env=env, cwd=folder, stdout=subprocess.DEVNULL, stderr=log)

@@ -17,7 +17,8 @@ from bench.common import Result
 from bench.overhead import HotSpot
 
 FINDINGS = re.compile(r"<!-- findings:start -->.*?<!-- findings:end -->", re.DOTALL)
-BOT_SECTION = re.compile(r"<!-- bot-bench:start -->.*?<!-- bot-bench:end -->", re.DOTALL)
+KEPT_SECTIONS = re.compile(r"<!-- ([a-z-]+):start -->.*?<!-- \1:end -->", re.DOTALL)
+"""Sections other benchmarks write (research, bot-bench, thread-bench, comment-bench): kept as they are."""
 """Written by bench/app_server.py; kept when this report is regenerated."""
 
 
@@ -138,9 +139,6 @@ The growth row divides ms/step at 200 steps by ms/step at 10 steps:
 about 1× means the per-step cost does not depend on the history; 20× would mean it grows linearly with it
 (quadratic total time).
 
-The HTTP row runs one 20-step trajectory through litellm's real HTTP path: `LiteLLMModel` (streaming, as by
-default) against `python -m agent.llm.server` in its own process, next to a bare loop of `litellm.acompletion`
-calls (streamed, same tools, dict messages) against the same server.
 
 **3. Prompt size.** A 50-step trajectory where every step runs `bash` printing ~100 KB. The value is the sum of the
 prompt tokens of every request the model received (the scripted model's 4-characters-a-token estimate, summary
@@ -151,9 +149,26 @@ what is re-sent with every request before any work (system prompt + JSON tool sc
 the ~55k characters the upstream ML Intern sends (a reference figure, not measured here).
 
 **4. Headless run.** Peak RSS (`ru_maxrss` of a wrapper process whose only child is the command) and wall time
-of a headless `ml-intern "task" --base-url … --model openai/x` run of ~19 steps over all six built-in tools
+of a headless `ml-intern "task" --base-url … --model openai/x` run (the direct client) of ~19 steps over all six
+built-in tools
 against the scripted server (in its own process), next to `python -c "import litellm"` and a bare
 interpreter.
+
+**5. Model path.** Everything between the model's answer and the next request, over real HTTP, against
+`python -m agent.llm.server` in its own process, which logs the instant it finished writing each answer and the
+instant it had read each request (`time.monotonic()`, one clock for both processes). A step is the gap between
+the two, less that step's tool time (the `read` tool, timed around its function): the client parsing the
+answer, the loop (events, trace, redaction, checks), the next request being built and sent. Trajectories of
+10, 50 and 200 steps (each a `read` of a small file), streamed and not, for the direct client (`llm.client:
+auto`) and for litellm (`llm.client: litellm`, which is how every run went before the direct client). The
+baseline is a bare loop with the same client library (`bench/bare_client.py`: httpx, or `litellm.acompletion`),
+dict messages, the same system prompt and tool specs, answering each call by reading the file. The growth row
+divides the median of the last 10 steps of the 200-step run by the median of its first 10. The headless rows
+run `ml-intern "task" --base-url … --model scripted` for 200 steps as a fresh process (after one warm-up run,
+so bytecode is cached as it is for an installed package), next to `python -m bench.bare_client` as a fresh
+process: start to first request received, last answer written to process exit, peak RSS. The large-argument
+rows stream one `write` call whose argument is 50 KB to 1 MB, in 6-character deltas (one SSE event each), next to
+httpx draining the same stream from the same server.
 """
 
 
@@ -186,7 +201,7 @@ def markdown(results: list[Result], setting: Setting, spots: list[HotSpot], old:
     ]
     if findings:
         parts += ["## Findings", "", findings, ""]
-    bot = BOT_SECTION.search(old) if old else None
-    if bot:
-        parts += [bot.group(0), ""]
+    for kept in KEPT_SECTIONS.finditer(old or ""):
+        if kept.group(1) != "findings":
+            parts += [kept.group(0), ""]
     return "\n".join(parts)

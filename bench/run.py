@@ -1,4 +1,5 @@
-"""Benchmarks of ML Intern: cold start, loop overhead, prompt size, memory. Each next to a same-run baseline.
+"""Benchmarks of ML Intern: cold start, loop overhead, model path, prompt size, memory. Each next to a same-run
+baseline.
 
 .venv/bin/python bench/run.py [--quick] [--profile] [--write-docs]
 """
@@ -21,7 +22,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from rich.console import Console  # noqa: E402
 
-from bench import http_path, memory, overhead, startup, tokens  # noqa: E402
+from bench import memory, model_path, overhead, startup, tokens  # noqa: E402
 from bench.common import Result  # noqa: E402
 from bench.overhead import HotSpot  # noqa: E402
 from bench.report import Setting, markdown, table  # noqa: E402
@@ -35,12 +36,12 @@ def plan(quick: bool, tmp: Path) -> list[tuple[str, Callable[[], list[Result]]]]
     n = (
         {"startup": 5, "loop": 3, "http": 1, "memory": 1}
         if quick
-        else {"startup": 15, "loop": 7, "http": 5, "memory": 3}
+        else {"startup": 15, "loop": 7, "http": 3, "memory": 3}
     )
     return [
         ("cold start", lambda: startup.measure(n["startup"], tmp)),
         ("loop overhead", lambda: overhead.measure(n["loop"], tmp)),
-        ("litellm HTTP path", lambda: http_path.measure(n["http"], tmp)),
+        ("model path", lambda: model_path.measure(n["http"], tmp)),
         ("prompt size", lambda: tokens.measure(tmp)),
         ("peak memory", lambda: memory.measure(n["memory"], tmp)),
     ]

@@ -12,9 +12,8 @@ from typing import Any
 from agent.llm.scripted import ScriptedModel, Turn, call, say
 from agent.messages import Message
 from agent.session import system_prompt
-from agent.tools import workspace_tools
 from bench.common import Result
-from bench.trajectory import bench_config, run_agent
+from bench.trajectory import bench_config, run_agent, selected_tools
 
 STEPS = 50
 OUTPUT_BYTES = 100_000
@@ -65,7 +64,7 @@ def preamble_chars() -> tuple[int, int]:
     """Characters of the system prompt and of the tool schemas (JSON), both re-sent with every request."""
     config = bench_config()
     prompt = system_prompt(config, Path("/workspace"), True)
-    specs = [t.spec() for t in workspace_tools(config.tools)]
+    specs = [t.spec() for t in selected_tools(config)]
     return len(prompt), len(json.dumps(specs))
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
 import time
@@ -10,13 +9,14 @@ from pathlib import Path
 from typing import Any
 
 from agent.config import AgentConfig, load_config
-from agent.events import EventType, Shutdown, UserInput
+from agent.events import Event, EventType
 from agent.llm import Model, OnRetry, OnText
 from agent.loop import Agent
 from agent.messages import Message, ModelResponse
+from agent.run import run_task
 from agent.session import open_session, system_prompt
-from agent.tools import workspace_tools
 from agent.tools.base import Tool, Toolbox, ToolContext
+from agent.tools.families import select
 
 TASK = "Read the notes and summarise them."
 
@@ -27,6 +27,13 @@ class Stopwatch:
     def __init__(self) -> None:
         self.seconds = 0.0
         self.calls = 0
+        self.laps: list[float] = []
+        """Seconds of each call, in order."""
+
+    def add(self, seconds: float) -> None:
+        self.seconds += seconds
+        self.calls += 1
+        self.laps.append(seconds)
 
 
 class TimedModel:
@@ -66,8 +73,11 @@ class TimedModel:
                 messages, tools, stream=stream, on_text=text if on_text else None, on_retry=on_retry
             )
         finally:
-            self.watch.seconds += time.perf_counter() - start - in_callback
-            self.watch.calls += 1
+            self.watch.add(time.perf_counter() - start - in_callback)
+
+    async def aclose(self) -> None:
+        if (close := getattr(self.inner, "aclose", None)) is not None:
+            await close()
 
 
 def timed_tool(t: Tool, watch: Stopwatch) -> Tool:
@@ -79,8 +89,7 @@ def timed_tool(t: Tool, watch: Stopwatch) -> Tool:
         try:
             return await fn(ctx, **kwargs)
         finally:
-            watch.seconds += time.perf_counter() - start
-            watch.calls += 1
+            watch.add(time.perf_counter() - start)
 
     return dataclasses.replace(t, fn=run)
 
@@ -95,6 +104,8 @@ class Run:
     model_calls: int
     tool_calls: int
     stop_reason: str = "done"
+    tool_laps: list[float] = dataclasses.field(default_factory=list)
+    """Seconds of each tool call, in order."""
 
     @property
     def overhead(self) -> float:
@@ -102,7 +113,13 @@ class Run:
 
 
 def bench_config(**overrides: Any) -> AgentConfig:
-    return load_config(overrides=overrides, use_user_file=False)
+    """The default config, with the workspace tools only (what the trajectories call) unless overridden."""
+    return load_config(overrides={"tools": ["workspace"], **overrides}, use_user_file=False)
+
+
+def selected_tools(config: AgentConfig) -> list[Tool]:
+    """The tools the config's `tools` selects, as a session would offer them."""
+    return [t for family in select(config.tools) for t in family.tools]
 
 
 async def run_agent(model: Model, config: AgentConfig, workdir: Path, home: Path) -> tuple[Run, Agent]:
@@ -113,33 +130,34 @@ async def run_agent(model: Model, config: AgentConfig, workdir: Path, home: Path
     )
     session.toolbox = Toolbox(timed_tool(t, tool_watch) for t in session.toolbox)
     agent = Agent(session)
-    runner = asyncio.create_task(agent.run())
-    events = agent.events()
-    async for ev in events:
-        if ev.type is EventType.READY:
-            break
-    start = time.perf_counter()
-    agent.submit(UserInput(TASK))
-    async for ev in events:
-        if ev.type is EventType.TURN_COMPLETE:
-            break
-    wall = time.perf_counter() - start
-    agent.submit(Shutdown())
-    async for _ in events:
-        pass
-    await runner
+    marks: dict[EventType, float] = {}
+
+    def mark(event: Event) -> None:  # the turn runs from `ready` (the task is already queued) to `turn_complete`
+        if event.type in (EventType.READY, EventType.TURN_COMPLETE):
+            marks[event.type] = time.perf_counter()
+
+    outcome = await run_task(agent, TASK, mark)
     await session.close()
-    stop = str(ev.data.get("stop_reason"))
-    if stop != "done":
-        raise RuntimeError(f"the benchmark trajectory ended with {stop!r}: {ev.data.get('final')}")
-    return Run(wall, model_watch.seconds, tool_watch.seconds, model_watch.calls, tool_watch.calls, stop), agent
+    wall = marks[EventType.TURN_COMPLETE] - marks[EventType.READY]
+    if outcome.stop_reason != "done":
+        raise RuntimeError(f"the benchmark trajectory ended with {outcome.stop_reason!r}: {outcome.final}")
+    run = Run(
+        wall,
+        model_watch.seconds,
+        tool_watch.seconds,
+        model_watch.calls,
+        tool_watch.calls,
+        outcome.stop_reason,
+        tool_watch.laps,
+    )
+    return run, agent
 
 
 async def run_bare(model: Model, config: AgentConfig, workdir: Path, session_dir: Path) -> Run:
     """The same model and tool calls with nothing around them: plain lists, no events, trace or checks."""
     model_watch, tool_watch = Stopwatch(), Stopwatch()
     timed = TimedModel(model, model_watch)
-    tools = {t.name: timed_tool(t, tool_watch) for t in workspace_tools(config.tools)}
+    tools = {t.name: timed_tool(t, tool_watch) for t in selected_tools(config)}
     specs = [t.spec() for t in tools.values()]
     ctx = ToolContext(workdir, session_dir, {}, state={"bash_timeout": config.bash_timeout})
     messages = [Message.system(system_prompt(config, workdir, True)), Message.user(TASK)]

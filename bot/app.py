@@ -1,7 +1,8 @@
-"""The FastAPI application: POST /webhook, GET /healthz, GET /metrics."""
+"""The FastAPI application: POST /webhook, GET /healthz, GET /metrics, GET /runs/{id} (the run page)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -9,11 +10,11 @@ import time
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.requests import ClientDisconnect
 from starlette.routing import BaseRoute, Route
 
-from bot import handlers
+from bot import handlers, pages
 from bot.services import Services
 from bot.webhooks import WebhookError, parse, read_capped, verify
 from bot.worker import Worker
@@ -71,22 +72,15 @@ def create_app(s: Services, worker: Worker, secret: bytes, max_body: int) -> Fas
             ok = False
         return JSONResponse({"ok": ok, "store": "reachable" if ok else "unreachable"}, 200 if ok else 503)
 
-    @app.get("/runs/{run_id}")
-    async def run_page(run_id: int) -> JSONResponse:
-        """A run's state and times: what the comment links to. Nothing from the repository is shown here."""
-        run = await s.store.get_run(run_id)
+    @app.get("/runs/{run_id}", response_model=None)
+    async def run_page(run_id: int, token: str | None = None) -> Response:
+        """The run's trace as HTML, for the holder of the link in its progress comment; anyone else gets a 404
+        that says nothing of the run (not even whether it exists)."""
+        run = await s.store.get_run(run_id) if await pages.token_ok(s, run_id, token) else None
         if run is None:
-            return JSONResponse({"error": f"no run {run_id}"}, 404)
-        return JSONResponse(
-            {
-                "id": run.id,
-                "state": run.state,
-                "attempts": run.attempts,
-                "created_at": run.created_at,
-                "started_at": run.started_at,
-                "finished_at": run.finished_at,
-            }
-        )
+            return _json({"error": "not found"}, 404)
+        html = await asyncio.to_thread(pages.page, s.data_dir, run)
+        return HTMLResponse(html, headers=pages.HEADERS)
 
     @app.get("/metrics")
     async def metrics() -> JSONResponse:

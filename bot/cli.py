@@ -103,9 +103,9 @@ def main(argv: list[str] | None = None) -> int:
 
         preflight(settings)  # secret, key, App id: before the model layer's slow import
         agent_config = load_config(args.config, agent_overrides(args))
-        from agent.session import build_model
+        from agent.llm import model_from_config
 
-        build_model(agent_config)  # a missing model key fails now, naming the variable, not at the first run
+        model_from_config(agent_config)  # a missing model key fails now, naming the variable, not at the first run
         asyncio.run(_serve(args, settings, agent_config, data_home() / "bot"))
     except ConfigError as e:
         return _error(str(e))

@@ -58,7 +58,8 @@ async def _decide(s: Services, r: Request, latest: Run | None) -> tuple[str, str
     if run is None or pending is None:
         return "nothing waiting for approval", "Nothing in this thread is waiting for approval."
     approved = r.command == "approve"
-    await s.store.decide_approval(int(pending["id"]), approved, r.requester, r.text)
+    if await s.store.decide_approval(int(pending["id"]), approved, r.requester, r.text):
+        s.approvals.wake(run.id)  # the live run submits it now, not at its next poll
     return ("approved" if approved else "denied") + f" {pending['call_id']}", ""
 
 

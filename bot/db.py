@@ -49,6 +49,10 @@ MIGRATIONS: list[list[str]] = [
         " summary TEXT NOT NULL, state TEXT NOT NULL DEFAULT 'pending', decided_by TEXT, reason TEXT,"
         " created_at DOUBLE PRECISION NOT NULL, decided_at DOUBLE PRECISION, UNIQUE (run_id, call_id))",
     ],
+    [  # 2: run pages: the hash of each run's page token
+        "CREATE TABLE run_pages (run_id BIGINT PRIMARY KEY, token_hash TEXT NOT NULL,"
+        " created_at DOUBLE PRECISION NOT NULL)",
+    ],
 ]
 """Schema versions, in order; a new version is a new list appended here, never an edit of an old one."""
 

@@ -122,6 +122,7 @@ class GitHub:
         installation: int | None = None,
         json: Any = None,
         params: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
         before_retry: Callable[[], Awaitable[httpx.Response | None]] | None = None,
     ) -> httpx.Response:
         """One call with retries on 5xx, connection errors and rate limits; raises GitHubError on failure.
@@ -134,9 +135,9 @@ class GitHub:
         for attempt in range(1, self.max_attempts + 1):
             last = attempt == self.max_attempts
             try:
-                response = await self._client.request(
-                    method, url, headers=await self._headers(installation), json=json, params=params
-                )
+                sent = await self._headers(installation)
+                sent.update(headers or {})
+                response = await self._client.request(method, url, headers=sent, json=json, params=params)
             except httpx.TransportError as e:
                 if last or (method == "POST" and before_retry is None):
                     raise GitHubError(f"{method} {path}: {type(e).__name__}", retryable=True) from None
@@ -266,6 +267,23 @@ class GitHub:
             installation=installation,
             json={"body": bound_body(body)},
         )
+
+    async def reactions(
+        self, installation: int, repo: str, comment_id: int, etag: str = ""
+    ) -> tuple[str, list[dict[str, Any]] | None]:
+        """The reactions on an issue comment (first 100) and the list's ETag; None when unchanged since `etag`
+        (a 304, which costs no rate limit)."""
+        r = await self.request(
+            "GET",
+            f"/repos/{repo}/issues/comments/{comment_id}/reactions",
+            installation=installation,
+            params={"per_page": 100},
+            headers={"If-None-Match": etag} if etag else None,
+        )
+        if r.status_code == 304:
+            return etag, None
+        items: list[dict[str, Any]] = r.json()
+        return r.headers.get("etag", ""), items
 
 
 async def _nothing() -> None:

@@ -94,6 +94,34 @@ class Records:
                 (run_id, call_id, summary, time.time()),
             )
 
+    async def approval(self, run_id: int, call_id: str) -> Row | None:
+        """The approval row of one call of a run (pending or decided)."""
+        async with self.db.transaction() as tx:
+            return await tx.one("SELECT * FROM approvals WHERE run_id = ? AND call_id = ?", (run_id, call_id))
+
+    async def set_waiting(self, run_id: int, waiting: bool) -> bool:
+        """Mark an active run as waiting for an approval (or running again); False if it is not active."""
+        state = "waiting_approval" if waiting else "running"
+        async with self.db.transaction() as tx:
+            changed = await tx.execute(
+                "UPDATE runs SET state = ? WHERE id = ? AND state IN ('running', 'waiting_approval')", (state, run_id)
+            )
+        return changed == 1
+
+    async def set_page_token(self, run_id: int, token_hash: str) -> None:
+        """Store the hash of the run page's token (a new token replaces the old one)."""
+        async with self.db.transaction() as tx:
+            await tx.execute(
+                "INSERT INTO run_pages (run_id, token_hash, created_at) VALUES (?, ?, ?) ON CONFLICT (run_id)"
+                " DO UPDATE SET token_hash = excluded.token_hash, created_at = excluded.created_at",
+                (run_id, token_hash, time.time()),
+            )
+
+    async def page_token_hash(self, run_id: int) -> str | None:
+        async with self.db.transaction() as tx:
+            row = await tx.one("SELECT token_hash FROM run_pages WHERE run_id = ?", (run_id,))
+        return str(row["token_hash"]) if row else None
+
     async def decide_approval(self, approval_id: int, approved: bool, by: str, reason: str) -> bool:
         async with self.db.transaction() as tx:
             changed = await tx.execute(

@@ -58,4 +58,15 @@ class RunLoop:
         self._thread.join(30)
 
 
-__all__ = ["RunLoop"]
+async def on_loop(loop: asyncio.AbstractEventLoop | None, coro: Coroutine[Any, Any, T]) -> T:
+    """Await `coro` on `loop` (the loop that owns the clients it uses), from whichever loop the caller runs on.
+
+    Runs execute on the run loop while the GitHub client and the store belong to the server's main loop: their
+    calls hop over. Cancelling the caller cancels the hopped call.
+    """
+    if loop is None or loop is asyncio.get_running_loop():
+        return await coro
+    return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, loop))
+
+
+__all__ = ["RunLoop", "on_loop"]

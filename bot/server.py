@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Callable
@@ -70,6 +71,8 @@ async def build(settings: Settings, data_dir: Path, *, client: httpx.AsyncClient
         me=me,
         allowed_bots=settings.allowed_bots,
         public_url=settings.ml_intern_public_url.strip(),
+        data_dir=data_dir,
+        loop=asyncio.get_running_loop(),
     )
 
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from bot import render
+from bot.approvals import ApprovalWaiters
 from bot.github import GitHub, GitHubError
 from bot.models import Identity, Run
 from bot.permissions import Permissions
@@ -29,6 +32,12 @@ class Services:
     """Stop runs executing in this process (set by the worker)."""
     counters: dict[str, int] = field(default_factory=dict)
     """Since start-up: deliveries by answer, errors by where they happened (shown by /metrics)."""
+    data_dir: Path | None = None
+    """The server's data folder; thread runs keep their sessions (traces) under `sessions/` there."""
+    loop: asyncio.AbstractEventLoop | None = None
+    """The loop that owns the GitHub client and the store; code on the run loop hops to it (`runloop.on_loop`)."""
+    approvals: ApprovalWaiters = field(default_factory=lambda: ApprovalWaiters())
+    """Live runs of this process waiting for a decision: a recorded `/approve` or `/deny` wakes them."""
 
     def count(self, name: str) -> None:
         self.counters[name] = self.counters.get(name, 0) + 1

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import email.utils
-import os
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent.errors import AuthError, ContextOverflowError, LLMError
+
+if TYPE_CHECKING:
+    from agent.redact import Redactor
 
 RETRY_AFTER_CAP = 300.0
 """Longest server-requested wait we honour, in seconds."""
@@ -172,7 +174,12 @@ _RULES: tuple[_Rule, ...] = (
 
 
 def classify(
-    exc: BaseException, *, model: str = "", key_env: str | None = None, during_stream: bool = False
+    exc: BaseException,
+    *,
+    model: str = "",
+    key_env: str | None = None,
+    during_stream: bool = False,
+    redactor: Redactor | None = None,
 ) -> LLMError:
     """The agent error for a failed model call.
 
@@ -181,6 +188,7 @@ def classify(
         model: the model id, used to name the key variable in auth hints.
         key_env: the variable the key came from, when the caller knows it.
         during_stream: the failure happened while reading a stream that had already started.
+        redactor: the session's redactor (secret values and shapes); token shapes only when None.
     """
     if isinstance(exc, LLMError):
         return exc
@@ -189,7 +197,7 @@ def classify(
     kind, retryable, hint = (rule.kind, rule.retryable, rule.hint) if rule else ("unknown", False, _UNKNOWN_HINT)
     if during_stream and kind in ("connection", "overloaded", "unknown"):
         kind, retryable, hint = "stream", True, "the response stream broke off"
-    detail = _clean(facts.message) or type(exc).__name__
+    detail = _clean(facts.message, redactor) or type(exc).__name__
     if kind == "context_overflow":
         return ContextOverflowError(detail, hint=hint, status=facts.status)
     if kind == "auth":
@@ -214,7 +222,7 @@ def _facts(exc: BaseException) -> _Facts:
     return _Facts(names, status if isinstance(status, int) else None, message)
 
 
-def _clean(message: str) -> str:
+def _clean(message: str, redactor: Redactor | None = None) -> str:
     """Drop the `litellm.XError: XError: OpenAIException - ` prefixes litellm stacks up; redact what a provider
     echoed (some repeat the key they rejected)."""
     from agent.redact import Redactor
@@ -222,7 +230,7 @@ def _clean(message: str) -> str:
     previous = None
     while previous != message:
         previous, message = message, _NOISE.sub("", message, count=1)
-    message = Redactor.from_env(os.environ).redact(" ".join(message.split()))
+    message = (redactor or Redactor()).redact(" ".join(message.split()))
     return message[:600] + " …" if len(message) > 600 else message
 
 

@@ -64,6 +64,8 @@ class RecordedRequest:
     path: str
     headers: dict[str, str]
     body: Any
+    peer: str = ""
+    """The client's address and port ("127.0.0.1:53122"): the same for requests over one kept-alive connection."""
 
     def to_dict(self, *, redact: bool = True) -> dict[str, Any]:
         """JSON form; credentials are masked to their last four characters unless `redact` is False."""
@@ -101,12 +103,15 @@ class ScriptedServer:
         model: str = "scripted",
         chunk_chars: int = 6,
         record: Path | None = None,
+        timings: Path | None = None,
     ) -> None:
         self.script = script
         self.model = model
         self.chunk_chars = chunk_chars
         """Text and tool arguments are streamed in pieces of this many characters."""
         self.record = record
+        self.timings = timings
+        """Append {"received", "answered"} (time.monotonic(), comparable across processes) per completion."""
         self.requests: list[RecordedRequest] = []
         self._port = port
         self._index = 0
@@ -172,6 +177,11 @@ class ScriptedServer:
             self._index += 1
             return self.script[self._index - 1]
 
+    def note_timing(self, received: float, answered: float) -> None:
+        if self.timings is not None:
+            with self._lock, self.timings.open("a") as f:
+                f.write(json.dumps({"received": received, "answered": answered}) + "\n")
+
     def wait(self, seconds: float) -> None:
         """Sleep, but wake up when the server stops."""
         self._stopping.wait(seconds)
@@ -194,6 +204,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        received = time.monotonic()
+        try:
+            self._post(raw)
+        finally:
+            self.server_state.note_timing(received, time.monotonic())
+
+    def _post(self, raw: bytes) -> None:
         try:
             body = json.loads(raw or b"{}")
         except json.JSONDecodeError:
@@ -220,7 +237,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _record(self, body: Any) -> None:
         headers = {k.lower(): v for k, v in self.headers.items()}
-        self.server_state.note(RecordedRequest(self.command, self.path, headers, body))
+        peer = ":".join(str(part) for part in self.client_address[:2])
+        self.server_state.note(RecordedRequest(self.command, self.path, headers, body, peer))
 
     def _fault(self, body: dict[str, Any], fault: dict[str, Any]) -> None:
         kind = fault["fault"]
@@ -375,6 +393,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--port-file", type=Path, help="write the port here once listening")
     parser.add_argument("--record", type=Path, help="append each request as a JSON line")
+    parser.add_argument("--chunk-chars", type=int, default=6, help="characters per streamed delta")
+    parser.add_argument("--timings", type=Path, help="append when each completion was received and answered")
     args = parser.parse_args(argv)
     done = threading.Event()
 
@@ -387,7 +407,9 @@ def main(argv: list[str] | None = None) -> int:
         script = load_script(args.script)
     except (OSError, ValueError) as e:
         parser.error(str(e))
-    with ScriptedServer(script, port=args.port, record=args.record) as srv:
+    with ScriptedServer(
+        script, port=args.port, chunk_chars=args.chunk_chars, record=args.record, timings=args.timings
+    ) as srv:
         if args.port_file:
             tmp = args.port_file.with_name(args.port_file.name + ".tmp")
             tmp.write_text(str(srv.port))

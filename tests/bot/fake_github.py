@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import hashlib
 import itertools
 import json
 import os
@@ -254,6 +255,17 @@ class FakeGitHub:
             self.lock.notify_all()
         return code, payload, out
 
+    def react_as(self, comment_id: int, login: str, content: str, *, user_type: str = "User") -> dict[str, Any]:
+        """A person reacts to an issue comment in the web UI (GitHub sends no webhook for it)."""
+        reaction = fixture("api/reaction.json")
+        reaction.update(id=next(self._ids), content=content, created_at=_now())
+        reaction.update(_kind="issue_comment", _target=comment_id)
+        reaction["user"] = dict(reaction["user"], login=login, type=user_type)
+        with self.lock:
+            self.reactions.append(reaction)
+            self.lock.notify_all()
+        return reaction
+
     # ---- request handling (called by the handler thread) ---------------------------------------
 
     def handle(
@@ -307,10 +319,10 @@ class FakeGitHub:
         held = self.tokens.get(token) if scheme.lower() in ("token", "bearer") else None
         if held is None or held[1] < time.time():
             return 401, {"message": "Bad credentials"}, {}
-        return self._repo_route(method, path, query, body)
+        return self._repo_route(method, path, query, body, headers)
 
     def _repo_route(
-        self, method: str, path: str, query: dict[str, list[str]], body: Any
+        self, method: str, path: str, query: dict[str, list[str]], body: Any, headers: Any
     ) -> tuple[int, Any, dict[str, str]]:
         m = re.fullmatch(r"/repos/([^/]+/[^/]+)/collaborators/([^/]+)/permission", path)
         if m and method == "GET":
@@ -356,6 +368,8 @@ class FakeGitHub:
             m = re.fullmatch(pattern, path)
             if m and method == "POST":
                 return self._react(kind, int(m.group(2)), str((body or {}).get("content")))
+            if m and method == "GET":
+                return self._reactions(kind, int(m.group(2)), query, headers)
         return 404, {"message": "Not Found"}, {}
 
     def _pulls_route(
@@ -423,6 +437,25 @@ class FakeGitHub:
         self.pulls[repo].append(out)
         return 201, _public(out), {"Location": out["url"]}
 
+    def _reactions(
+        self, kind: str, target: int, query: dict[str, list[str]], headers: Any
+    ) -> tuple[int, Any, dict[str, str]]:
+        """The list endpoint: optional `content` filter, pages of `per_page`, and an ETag; a matching
+        `If-None-Match` gets 304 with no body."""
+        content = query.get("content", [None])[0]
+        items = [
+            _public(r)
+            for r in self.reactions
+            if (r["_kind"], r["_target"]) == (kind, target) and (content is None or r["content"] == content)
+        ]
+        per_page = min(100, int(query.get("per_page", ["30"])[0]))
+        page = int(query.get("page", ["1"])[0])
+        chunk = items[(page - 1) * per_page : page * per_page]
+        etag = '"' + hashlib.sha256(json.dumps([chunk, page, per_page]).encode()).hexdigest()[:32] + '"'
+        if str(headers.get("If-None-Match") or "") == etag:
+            return 304, None, {"ETag": etag}
+        return 200, chunk, {"ETag": etag}
+
     def _page(self, repo: str, number: int, query: dict[str, list[str]]) -> tuple[int, Any, dict[str, str]]:
         per_page = min(100, int(query.get("per_page", ["30"])[0]))
         page = int(query.get("page", ["1"])[0])
@@ -445,7 +478,7 @@ class FakeGitHub:
         existing = [r for r in self.reactions if (r["_kind"], r["_target"], r["content"]) == (kind, target, content)]
         if existing:
             return 200, _public(existing[0]), {}
-        reaction.update(id=next(self._ids), _kind=kind, _target=target)
+        reaction.update(id=next(self._ids), created_at=_now(), _kind=kind, _target=target)
         self.reactions.append(reaction)
         return 201, _public(reaction), {}
 
@@ -466,6 +499,10 @@ class FakeGitHub:
             and claims.get("iat", now + 999) <= now + 1
             and now < claims.get("exp", 0) <= now + 600 + 1
         )
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _unb64(text: str) -> bytes:
@@ -516,7 +553,7 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             body = None
         status, out, extra = self.fake.handle(self.command, url.path, parse_qs(url.query), self.headers, body)
-        data = json.dumps(out).encode()
+        data = b"" if status == 304 else json.dumps(out).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json; charset=utf-8")
         self.send_header("Content-Length", str(len(data)))

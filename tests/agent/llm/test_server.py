@@ -286,3 +286,14 @@ def test_entry_point_rejects_a_script_that_is_not_a_list(tmp_path: Path) -> None
     )
     assert proc.returncode != 0
     assert "must be a JSON list" in proc.stderr
+
+
+def test_timings_say_when_each_completion_was_received_and_answered(tmp_path: Path) -> None:
+    timings = tmp_path / "timings.jsonl"
+    before = time.monotonic()
+    with ScriptedServer([say("one"), say("two")], timings=timings) as srv:
+        for _ in range(2):
+            httpx.post(f"{srv.base_url}/chat/completions", json={"model": "m", "messages": []}, timeout=10)
+    rows = [json.loads(line) for line in timings.read_text().splitlines()]
+    assert len(rows) == 2
+    assert before <= rows[0]["received"] <= rows[0]["answered"] <= rows[1]["received"] <= rows[1]["answered"]
