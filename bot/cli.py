@@ -129,10 +129,10 @@ def agent_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 async def _serve(args: argparse.Namespace, settings: Any, agent_config: Any, data_dir: Path) -> None:
+    from bot.live import server_executor
     from bot.server import serve
-    from bot.thread import thread_executor
 
-    await serve(settings, data_dir, lambda home: thread_executor(settings, agent_config, home), args.host, args.port)
+    await serve(settings, data_dir, lambda s: server_executor(settings, agent_config, s), args.host, args.port)
 
 
 __all__ = ["agent_overrides", "build_parser", "main"]

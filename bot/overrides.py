@@ -44,7 +44,7 @@ def parse(text: str | None) -> tuple[RepoOverrides, str]:
     if text is None:
         return RepoOverrides(), ""
     if len(text) > MAX_BYTES:
-        return RepoOverrides(), f"`{PATH}` is larger than {MAX_BYTES} bytes"
+        return RepoOverrides(), f"{PATH} is larger than {MAX_BYTES} bytes"
     try:
         data = load_yaml(text, PATH)
         return RepoOverrides.model_validate(data or {}), ""
@@ -52,7 +52,7 @@ def parse(text: str | None) -> tuple[RepoOverrides, str]:
         return RepoOverrides(), str(e)
     except ValidationError as e:
         problems = "; ".join(f"{'.'.join(map(str, err['loc'])) or 'file'}: {err['msg']}" for err in e.errors())
-        return RepoOverrides(), f"`{PATH}` is not valid: {problems}"
+        return RepoOverrides(), f"{PATH} is not valid: {problems}"
 
 
 __all__ = ["PATH", "RepoOverrides", "parse"]

@@ -205,6 +205,14 @@ class RunProgress:
             finally:
                 self._writing = False
 
+    async def stop(self) -> None:
+        """Stop editing without writing a final state (the worker writes it: cancelled, interrupted)."""
+        self._closing = True
+        tasks = [t for t in (self._task, *self._tasks) if t is not None and not t.done()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
     async def close(self, report: FinalReport) -> None:
         """Write the final state: after any edit in flight, retried with backoff if GitHub fails; never raises."""
         self._closing = True

@@ -22,8 +22,8 @@ from bot.worker import RunExecutor, Worker
 
 logger = logging.getLogger(__name__)
 
-ExecutorFactory = Callable[[Path], RunExecutor]
-"""Builds the executor given the bot's data folder."""
+ExecutorFactory = Callable[[Services], RunExecutor]
+"""Builds the executor from the server's shared parts (its data folder, GitHub client, store)."""
 
 
 async def identify(github: GitHub, api_url: str) -> Identity:
@@ -92,7 +92,7 @@ async def serve(
 
     s = await build(settings, data_dir)
     try:
-        worker = Worker(s, make_executor(data_dir), poll_seconds=settings.ml_intern_poll_seconds)
+        worker = Worker(s, make_executor(s), poll_seconds=settings.ml_intern_poll_seconds)
         app = create_app(s, worker, settings.webhook_secret(), settings.ml_intern_max_body_bytes)
         config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, lifespan="on")
         server = uvicorn.Server(config)

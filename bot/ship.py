@@ -57,6 +57,13 @@ class ShipResult:
     left_out: list[tuple[str, str]] = field(default_factory=list)
     """(path, why) of changes that were not shipped."""
 
+    def note(self) -> str:
+        """One plain sentence for the final comment (the PR link and what was left out are shown apart)."""
+        if not self.commit:
+            return "No files changed, so nothing was committed and no pull request was opened."
+        how = "a new draft pull request" if self.pr_created else "its pull request" if self.pr_url else "no PR yet"
+        return f"Shipped {len(self.files)} file(s) to branch {self.branch} ({how})."
+
     def summary(self) -> str:
         """Markdown for the final comment: what shipped where, and what was left out and why."""
         if not self.commit:
@@ -75,7 +82,7 @@ def protected_reason(path: str, request: str) -> str | None:
     """Why `path` may not be shipped, or None when it may."""
     lower = path.lower()
     if lower.startswith(".github/workflows/"):
-        return "workflows are never shipped (the App has no `workflows` permission)"
+        return "workflows are never shipped (the App has no workflows permission)"
     if lower in (".github/ml-intern.yml", ".github/ml-intern.yaml"):
         return "ML Intern's own configuration is never shipped"
     if lower.rsplit("/", 1)[-1] == "codeowners":

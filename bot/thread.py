@@ -9,28 +9,33 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from agent.config import AgentConfig
 from agent.env import EnvSnapshot
 from agent.errors import AgentError, ConfigError, SessionError
 from agent.events import Event, EventType, Interrupt, StopReason
 from agent.llm import Model
+from agent.redact import Redactor
+from agent.run import Outcome as AgentOutcome
 from agent.sandbox import LocalSandbox, Sandbox, open_sandbox
-from agent.sandbox.bubblewrap import INSTALL_HINT
 from agent.session import Session, open_session
 from agent.tools.base import Effect
 from bot import context, overrides
 from bot.auth import AppJWT
 from bot.github import GitHub, GitHubError
 from bot.models import Run
+from bot.render import FinalReport
 from bot.ship import ShipError, Thread, ship
 from bot.spend import Ledger
 from bot.worker import Outcome
 from bot.workspace import ThreadState, Workspace, WorkspaceError, slug
+
+if TYPE_CHECKING:
+    from agent.loop import Agent
 
 logger = logging.getLogger(__name__)
 
@@ -39,13 +44,34 @@ THREAD_TOOLS = ["workspace"]
 SERVER_VARIABLES = ("GITHUB_APP_", "GITHUB_WEBHOOK_", "DATABASE_URL", "ML_INTERN_", "GITHUB_TOKEN", "GH_TOKEN")
 """Prefixes of the server's own settings, never given to a session."""
 NO_SANDBOX_WARNING = (
-    "⚠️ This server runs thread commands **without a sandbox** (`sandbox.mode: none` in its config): commands "
+    "⚠️ This server runs thread commands without a sandbox (sandbox.mode: none in its config): commands "
     "the agent runs can read what the server's user can read."
 )
+RETRY = "reply `/retry` to run the request again, or mention me in this thread with what to do next."
 INTERRUPT_GRACE = 30.0
 """Seconds an interrupted agent has to end its turn before it is cancelled."""
-EventSink = Callable[[Run], Callable[[Event], None]]
-"""Builds the event callback of a run (the live progress comment plugs in here)."""
+
+
+class Feedback(Protocol):
+    """What the thread sees of a run while it executes (the server's live comment and approvals)."""
+
+    def on_event(self, event: Event) -> None: ...
+
+    async def watch(self, agent: Agent) -> None:
+        """Runs beside the agent (answers approvals) until cancelled."""
+        ...
+
+    async def close(self, report: FinalReport) -> None:
+        """Write the final state."""
+        ...
+
+    async def stop(self) -> None:
+        """Stop without a final state (the run was cancelled)."""
+        ...
+
+
+FeedbackFactory = Callable[[Run, Callable[[str], str]], Awaitable[Feedback]]
+"""Builds a run's feedback, given the redaction every text shown must go through."""
 
 
 class ThreadExecutor:
@@ -62,7 +88,7 @@ class ThreadExecutor:
         hidden: Sequence[Path] = (),
         timeout: float = 4 * 3600.0,
         daily_cap_usd: float | None = None,
-        events: EventSink | None = None,
+        feedback: FeedbackFactory | None = None,
     ) -> None:
         self.config = config.model_copy(update={"tools": THREAD_TOOLS, "mcpServers": {}})
         self.home = home
@@ -73,19 +99,31 @@ class ThreadExecutor:
         self.timeout = timeout
         self.daily_cap_usd = daily_cap_usd
         self.ledger = Ledger(home / "spend")
-        self.events = events
+        self.feedback = feedback
 
     async def execute(self, run: Run) -> Outcome:
         gh = GitHub(self.api_url, self.jwt, max_attempts=5)
+        live = await self.feedback(run, Redactor.from_env(session_env()).redact) if self.feedback else None
         try:
-            return await self._execute(gh, run)
+            outcome, report = await self._execute(gh, run, live)
         except (WorkspaceError, ShipError, GitHubError, AgentError) as e:
             logger.warning("run %s failed: %s", run.id, e, extra={"run_id": run.id})
-            return Outcome(False, str(e), run.session_id)
+            outcome, report = Outcome(False, str(e), run.session_id), FinalReport(failure=str(e), next_steps=RETRY)
+        except BaseException:  # cancelled (/stop, shutdown) or a crash: the worker writes the comment
+            if live is not None:
+                await live.stop()
+            raise
         finally:
             await gh.aclose()
+        if live is None:
+            return outcome
 
-    async def _execute(self, gh: GitHub, run: Run) -> Outcome:
+        async def finish(write: bool) -> None:
+            await (live.close(report) if write else live.stop())
+
+        return replace(outcome, finish=finish)
+
+    async def _execute(self, gh: GitHub, run: Run, live: Feedback | None) -> tuple[Outcome, FinalReport]:
         inst = run.installation_id
         allowance = self._allowance(inst)
         ws = Workspace(self.home / "threads", run.repo, run.number)
@@ -102,7 +140,7 @@ class ThreadExecutor:
         )
         settings, problem = overrides.parse(await _read_base(ws, overrides.PATH))
         config = settings.apply(self.config)
-        notes = [f"⚠️ {problem}; this run uses the server's defaults."] if problem else []
+        notes = [f"⚠️ {problem}; this run used the server's defaults."] if problem else []
         sandbox = self._sandbox(config, ws.work, notes)
         config = thread_policy(config, sandbox.isolated)
         issue = (await gh.request("GET", f"/repos/{run.repo}/issues/{run.number}", installation=inst)).json()
@@ -115,7 +153,7 @@ class ThreadExecutor:
         limit = min(x for x in (config.budget_usd, allowance, float("inf")) if x is not None)
         session.budget.limit_usd = None if limit == float("inf") else before + limit
         try:
-            outcome, errors = await self._drive(session, prompt, run)
+            outcome, errors = await self._drive(session, prompt, run, live)
         finally:
             await session.close()
             self.ledger.add(inst, session.budget.spent - before)
@@ -123,16 +161,24 @@ class ThreadExecutor:
             why = errors[-1] if errors else f"the agent stopped ({outcome.stop_reason})"
             if outcome.stop_reason is StopReason.BUDGET:
                 why = self._budget_note(inst, config, session.budget.spent - before)
+            kept = "The work so far is kept for `/retry` or a follow-up; nothing was shipped."
             text = f"{why}\n\n{outcome.final}".strip()
-            return Outcome(False, text + "\n\nThe work so far is kept for `/retry` or a follow-up.", session.id)
+            report = FinalReport(outcome, failure=why, notes=(kept, *notes), next_steps=RETRY)
+            return Outcome(False, f"{text}\n\n{kept}", session.id), report
         author = (f"{slug_name}[bot]", f"{me['id']}+{slug_name}[bot]@users.noreply.github.com")
-        result = await ship(
-            ws, gh, inst, thread, request=run.request, requester=run.requester, author=author, report=outcome.final
-        )
+        try:
+            result = await ship(
+                ws, gh, inst, thread, request=run.request, requester=run.requester, author=author, report=outcome.final
+            )
+        except ShipError as e:
+            report = FinalReport(outcome, failure=str(e), notes=tuple(notes), next_steps=RETRY)
+            return Outcome(False, str(e), session.id), report
         if result.pr_url:
             state.pr_url = result.pr_url
             ws.save_state(state)
-        return Outcome(True, "\n\n".join([outcome.final, "---", result.summary(), *notes]), session.id)
+        notes.insert(0, result.note())
+        report = FinalReport(outcome, pr_url=result.pr_url, left_out=tuple(result.left_out), notes=tuple(notes))
+        return Outcome(True, "\n\n".join([outcome.final, "---", result.summary(), *notes]), session.id), report
 
     def _allowance(self, installation: int) -> float | None:
         """What the installation may still spend today; raises when the daily cap is used up."""
@@ -214,21 +260,23 @@ class ThreadExecutor:
     def _model(self) -> Model | None:
         return self.model_factory() if self.model_factory else None
 
-    async def _drive(self, session: Session, prompt: str, run: Run) -> tuple[Any, list[str]]:
+    async def _drive(
+        self, session: Session, prompt: str, run: Run, live: Feedback | None
+    ) -> tuple[AgentOutcome, list[str]]:
         from agent.loop import Agent
         from agent.run import run_task
 
         errors: list[str] = []
-        sink = self.events(run) if self.events else None
 
         def on_event(event: Event) -> None:
             if event.type is EventType.ERROR:
                 errors.append(str(event.data.get("message") or ""))
-            if sink is not None:
-                sink(event)
+            if live is not None:
+                live.on_event(event)
 
         agent = Agent(session)
         runner = asyncio.ensure_future(run_task(agent, prompt, on_event))
+        watcher = asyncio.ensure_future(live.watch(agent)) if live is not None else None
         try:
             async with asyncio.timeout(self.timeout):
                 return await asyncio.shield(runner), errors
@@ -238,27 +286,10 @@ class ThreadExecutor:
         except asyncio.CancelledError:  # /stop or shutdown: the agent ends its turn (tools and all) and says so
             await _interrupt(agent, runner)
             raise
-
-
-def thread_executor(
-    settings: Any, config: AgentConfig, home: Path, model_factory: Callable[[], Model] | None = None
-) -> ThreadExecutor:
-    """The executor `ml-intern serve` uses: the App's credentials from the settings, the key file hidden."""
-    from bot.server import preflight
-
-    key_path = settings.github_app_private_key_path
-    hidden = [Path(key_path).expanduser()] if key_path else []
-    if config.sandbox.mode != "none" and shutil.which("bwrap") is None:
-        logger.warning("bubblewrap is not installed: thread runs will be refused until it is (%s)", INSTALL_HINT)
-    return ThreadExecutor(
-        config,
-        home,
-        api_url=settings.api_url(),
-        jwt=preflight(settings),
-        model_factory=model_factory,
-        hidden=hidden,
-        daily_cap_usd=settings.ml_intern_daily_budget_usd,
-    )
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+                await asyncio.gather(watcher, return_exceptions=True)
 
 
 async def _interrupt(agent: Any, runner: asyncio.Future[Any]) -> None:
@@ -296,4 +327,4 @@ def session_env() -> EnvSnapshot:
     return EnvSnapshot({k: v for k, v in os.environ.items() if not k.startswith(SERVER_VARIABLES)})
 
 
-__all__ = ["THREAD_TOOLS", "ThreadExecutor", "session_env", "thread_executor"]
+__all__ = ["THREAD_TOOLS", "Feedback", "FeedbackFactory", "ThreadExecutor", "session_env", "thread_policy"]

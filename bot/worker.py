@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from bot import intake, render
 from bot.models import InboxItem, Run
@@ -27,6 +28,9 @@ class Outcome:
     ok: bool
     text: str
     session_id: str | None = None
+    finish: Callable[[bool], Coroutine[Any, Any, None]] | None = None
+    """Writes the final state into the progress comment (True) or just stops showing the run (False, when it
+    ended otherwise meanwhile); the worker awaits it on the run loop once the store has recorded the end."""
 
 
 class RunExecutor(Protocol):
@@ -149,9 +153,11 @@ class Worker:
             if outcome.session_id:
                 await self.s.store.set_session(run, outcome.session_id)
             if outcome.ok:
-                await self._end(run, "done", render.done(run, outcome.text, self.s.public_url), result=outcome.text)
+                body = None if outcome.finish else render.done(run, outcome.text, self.s.public_url)
+                await self._end(run, "done", body, result=outcome.text, finish=outcome.finish)
             else:
-                await self._end(run, "failed", render.failed(run, outcome.text, self.s.public_url), error=outcome.text)
+                body = None if outcome.finish else render.failed(run, outcome.text, self.s.public_url)
+                await self._end(run, "failed", body, error=outcome.text, finish=outcome.finish)
         except asyncio.CancelledError:
             if run.id in self._stopping:
                 await self._end(run, "cancelled", render.cancelled(run, "with /stop", self.s.public_url))
@@ -168,10 +174,22 @@ class Worker:
             self.wake()
 
     async def _end(
-        self, run: Run, state: str, body: str, *, result: str | None = None, error: str | None = None
+        self,
+        run: Run,
+        state: str,
+        body: str | None,
+        *,
+        result: str | None = None,
+        error: str | None = None,
+        finish: Callable[[bool], Coroutine[Any, Any, None]] | None = None,
     ) -> None:
-        if await self.s.store.finish_run(run.id, state, result=result, error=error):
+        """Record how the run ended, then write `body` (or the executor's `finish`) into its comment."""
+        recorded = await self.s.store.finish_run(run.id, state, result=result, error=error)
+        if recorded:
             run.state = state
+        if finish is not None and self._run_loop is not None:
+            await self._run_loop.run(finish(recorded))
+        elif recorded and body is not None:
             await self.s.show(run, body)
         logger.info("run %s ended: %s", run.id, state, extra={"run_id": run.id})
 

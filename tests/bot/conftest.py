@@ -21,8 +21,10 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from agent.config import AgentConfig, load_config
 from agent.llm import Model
 from agent.llm.scripted import ScriptedModel, say
+from bot.live import server_executor
+from bot.services import Services
 from bot.settings import Settings
-from bot.thread import ThreadExecutor, thread_executor
+from bot.thread import ThreadExecutor
 from bot.webhooks import sign
 from tests.bot.fake_github import APP_ID, FIXTURES, FakeGitHub, new_key
 from tests.bot.pg import postgres_url
@@ -188,8 +190,8 @@ class Server:
         def run() -> None:
             config = load_config(use_user_file=False)
 
-            def make(home: Path) -> ThreadExecutor:
-                return thread_executor(self.settings, self.agent_config or config, home, self.model_factory)
+            def make(s: Services) -> ThreadExecutor:
+                return server_executor(self.settings, self.agent_config or config, s, self.model_factory)
 
             async def main() -> None:
                 task = asyncio.create_task(

@@ -310,7 +310,7 @@ def test_a_clean_shutdown_interrupts_its_runs_and_a_restart_keeps_the_queue(
     gate.set()
     second = serve(model_factory=gated(gate, "after the restart"))
     github.wait_until(lambda: second.get("/metrics").json()["runs"] == {"interrupted": 1, "done": 1})
-    assert [c["body"].split("\n")[0] for c in progress(github, 1)] == [
+    assert [c["body"].split("\n")[0].split(" · ")[0] for c in progress(github, 1)] == [
         "⚠️ Interrupted: the server stopped while this run was working. Reply `/retry` to run it again.",
-        "✅ Done.",
+        "✅ **Done**",
     ]
