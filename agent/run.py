@@ -53,22 +53,26 @@ class Outcome:
         return EXIT_CODES.get(self.stop_reason, FAILED)
 
 
-async def run_task(agent: Agent, task: str, on_event: Callable[[Event], None] | None = None) -> Outcome:
+async def run_task(agent: Agent, task: str | None, on_event: Callable[[Event], None] | None = None) -> Outcome:
     """Run `task` to the end of its turn, then shut the loop down. A resumed session first finishes the turn it
-    was in (answering restored approvals goes through `agent.submit` as usual). Every event goes to `on_event`.
+    was in (answering restored approvals goes through `agent.submit` as usual); with `task` None, that is all it
+    does (a server resuming a run that waited for approval). Every event goes to `on_event`.
 
     Raises what the loop raised if it died; if the loop was shut down first (a second Ctrl+C, SIGTERM), the
     outcome is `suspended` or `interrupted`, as the closing event said.
     """
     runner = asyncio.create_task(agent.run())
-    agent.submit(UserInput(task))
-    pending, last = 1, None
+    if task is not None:
+        agent.submit(UserInput(task))
+    pending, last = (0 if task is None else 1), None
     try:
         async for event in drain(agent, runner):
             if on_event is not None:
                 on_event(event)
             if event.type is EventType.READY and agent.busy:
                 pending += 1  # a resumed session first finishes the turn it was in
+            elif event.type is EventType.READY and pending == 0:
+                agent.submit(Shutdown())  # nothing to resume and no task: done at once
             elif event.type is EventType.TURN_COMPLETE:
                 last, pending = event, pending - 1
                 if pending == 0:

@@ -278,10 +278,11 @@ class Store(Records):
         return [int(r["id"]) for r in rows]
 
     async def recover(self) -> list[Run]:
-        """Resolve what dead workers left: their running runs become `interrupted`, their claimed requests new again."""
+        """Resolve what dead workers left: their running runs become `interrupted`, their claimed requests new again,
+        and their runs waiting for approval are queued again (the session resumes with the card live)."""
         async with self.db.transaction() as tx:
             rows = await tx.all(
-                "SELECT DISTINCT worker FROM runs WHERE state = 'running' AND worker IS NOT NULL"
+                "SELECT DISTINCT worker FROM runs WHERE state IN ('running', 'waiting_approval') AND worker IS NOT NULL"
                 " UNION SELECT DISTINCT worker FROM inbox WHERE state = 'claimed' AND worker IS NOT NULL"
             )
         dead = await self.db.dead_workers([str(r["worker"]) for r in rows], self.worker)
@@ -296,6 +297,11 @@ class Store(Records):
             )
             await tx.execute(
                 f"UPDATE inbox SET state = 'new', worker = NULL WHERE state = 'claimed' AND worker IN ({marks})", dead
+            )
+            await tx.execute(
+                "UPDATE runs SET state = 'queued', worker = NULL"
+                f" WHERE state = 'waiting_approval' AND worker IN ({marks})",
+                dead,
             )
         for r in runs:
             logger.warning(

@@ -152,8 +152,9 @@ class ThreadExecutor:
         before = session.budget.spent
         limit = min(x for x in (config.budget_usd, allowance, float("inf")) if x is not None)
         session.budget.limit_usd = None if limit == float("inf") else before + limit
+        task = None if session.pending_approvals else prompt  # a restart while waiting: resume, do not re-ask
         try:
-            outcome, errors = await self._drive(session, prompt, run, live)
+            outcome, errors = await self._drive(session, task, run, live)
         finally:
             await session.close()
             self.ledger.add(inst, session.budget.spent - before)
@@ -261,7 +262,7 @@ class ThreadExecutor:
         return self.model_factory() if self.model_factory else None
 
     async def _drive(
-        self, session: Session, prompt: str, run: Run, live: Feedback | None
+        self, session: Session, prompt: str | None, run: Run, live: Feedback | None
     ) -> tuple[AgentOutcome, list[str]]:
         from agent.loop import Agent
         from agent.run import run_task

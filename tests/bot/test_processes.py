@@ -114,3 +114,39 @@ def test_two_processes_share_postgres(
                 p.stop()
         for p in procs:
             assert "Traceback" not in p.log.read_text(), p.log.read_text()
+
+
+def test_a_run_waiting_for_approval_survives_a_killed_server(
+    github: FakeGitHub, app_key: tuple[rsa.RSAPrivateKey, str], secret: str, tmp_path: Path
+) -> None:
+    from agent.llm.scripted import call, say
+
+    def answer(body: dict[str, Any]) -> Any:
+        steps = sum(1 for m in body["messages"] if m.get("role") == "assistant")
+        return (
+            call("write", path=".github/ml-intern.yml", content="max_iterations: 5\n")
+            if steps == 0
+            else say("Resumed after the restart.")
+        )
+
+    env = server_env(tmp_path, env_for(github, app_key[1], secret))
+    with ScriptedServer(answer) as model:
+        first = ServerProcess(env, tmp_path, *model_args(model)).wait_ready()
+        post_delivery(first.url, secret, "issue_comment", comment_event(f"@{SLUG} tune the settings", comment_id=1))
+        github.wait_until(lambda: any("Approval needed" in b for b in bodies(github, 1)), 60)
+        db = sqlite3.connect(tmp_path / "home" / "bot" / "bot.sqlite3")
+        github.wait_until(lambda: db.execute("SELECT state FROM runs").fetchone()[0] == "waiting_approval")
+        db.close()
+        first.kill()
+        edits = github.count("PATCH", r"/issues/comments/")
+        second = ServerProcess(env, tmp_path, *model_args(model)).wait_ready()
+        try:
+            github.wait_until(lambda: github.count("PATCH", r"/issues/comments/") > edits, 60)  # the card, live again
+            github.wait_until(lambda: any("Approval needed" in b for b in bodies(github, 1)), 60)
+            post_delivery(second.url, secret, "issue_comment", comment_event("/approve", comment_id=2))
+            github.wait_until(lambda: any(b.startswith("✅") for b in bodies(github, 1)), 60)
+            assert "Resumed after the restart." in bodies(github, 1)[0]
+            assert len(model.requests) == 2  # the request was not asked again
+        finally:
+            second.stop()
+    assert "Traceback" not in second.log.read_text(), second.log.read_text()

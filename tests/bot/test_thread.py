@@ -42,7 +42,7 @@ def branch_files(bare: Path, branch: str) -> list[str]:
 def final_comment(github: FakeGitHub, number: int = 1) -> str:
     def done() -> str | None:
         bodies = [c["body"] for c in github.thread_comments(REPO, number) if "<!-- ml-intern:run:" in c["body"]]
-        return bodies[-1] if bodies and not re.match(r"(⏳|⚙️)", bodies[-1]) else None
+        return bodies[-1] if bodies and re.match(r"(✅|❌|🚫|⚠️|🛑)", bodies[-1]) else None
 
     body: str = github.wait_until(done, 60)
     return body
@@ -291,3 +291,59 @@ def test_on_a_pr_thread_the_run_pushes_to_the_pr_branch(github: FakeGitHub, serv
     assert sorted(branch_files(github.repos[REPO], "feature-1")) == ["README.md", "eval.py"]
     assert branch_files(github.repos[REPO], "main") == ["README.md"]
     assert len(github.pulls[REPO]) == 1 and github.count("POST", r"/pulls$") == 0
+
+
+GATED = [
+    call("write", path=".github/ml-intern.yml", content="max_iterations: 5\n"),
+    call("write", path="eval.py", content="print(1)\n"),
+    say("Done, after the approval."),
+]
+
+
+def _card(github: FakeGitHub) -> dict[str, Any]:
+    def find() -> dict[str, Any] | None:
+        cards = [c for c in github.thread_comments(REPO, 1) if "Approval needed" in c["body"]]
+        return cards[-1] if cards else None
+
+    card: dict[str, Any] = github.wait_until(find, 60)
+    return card
+
+
+@pytest.mark.parametrize("answer", ["/approve", "👍"])
+def test_a_protected_write_is_approved_from_the_thread(
+    github: FakeGitHub, serve: Callable[..., Server], answer: str
+) -> None:
+    srv = serve(runs(GATED))
+    mention(srv, "tune our ml-intern settings and add an eval script")
+    card = _card(github)
+    assert "ml-intern.yml" in card["body"] and "/approve" in card["body"]
+    if answer == "/approve":
+        assert srv.deliver("issue_comment", comment_event("/approve", comment_id=901)).status_code == 202
+    else:
+        github.react_as(card["id"], MAINTAINER, "+1")
+    body = final_comment(github)
+    assert body.startswith("✅ **Done**") and "after the approval" in body, body
+    assert "- `.github/ml-intern.yml`: ML Intern's own configuration is never shipped" in body
+    [pull] = github.pulls[REPO]
+    assert sorted(branch_files(github.repos[REPO], pull["head"]["ref"])) == ["README.md", "eval.py"]
+
+
+def test_a_denied_write_is_not_made_and_the_model_is_told_why(
+    github: FakeGitHub, serve: Callable[..., Server], tmp_path: Path
+) -> None:
+    told: list[str] = []
+
+    def reply(messages: list[Message]) -> Turn:
+        steps = sum(1 for m in messages if m.role == "assistant")
+        told.extend(m.content for m in messages[-1:] if m.role == "tool")
+        return GATED[0] if steps == 0 else say("Understood, left the settings alone.")
+
+    srv = serve(lambda: ScriptedModel(reply))
+    mention(srv, "tune our ml-intern settings")
+    _card(github)
+    assert srv.deliver("issue_comment", comment_event("/deny not today", comment_id=902)).status_code == 202
+    body = final_comment(github)
+    assert body.startswith("✅ **Done**") and "left the settings alone" in body, body
+    assert "not today" in told[0]
+    assert not (tmp_path / "data" / "threads" / REPO / "1" / "work" / ".github" / "ml-intern.yml").exists()
+    assert github.pulls.get(REPO, []) == []
