@@ -347,3 +347,16 @@ def test_a_denied_write_is_not_made_and_the_model_is_told_why(
     assert "not today" in told[0]
     assert not (tmp_path / "data" / "threads" / REPO / "1" / "work" / ".github" / "ml-intern.yml").exists()
     assert github.pulls.get(REPO, []) == []
+
+
+def test_git_asks_for_a_fresh_token_near_expiry(github: FakeGitHub, serve: Callable[..., Server]) -> None:
+    from bot.auth import REFRESH_MARGIN
+
+    github.token_ttl = REFRESH_MARGIN - 60  # every token is near its end: each use mints a new one, as after an hour
+    srv = serve(runs([WORK[0], say("Added eval.py.")]))
+    mention(srv, "add an eval script")
+    assert final_comment(github).startswith("✅")
+    git_auth = {c.auth for c in github.calls if c.path.startswith("/git/")}
+    assert git_auth == {"Basic"}
+    assert len(github.tokens) >= 4  # the acknowledgement, the fetch, the push and the PR each had a fresh token
+    assert len(github.pulls[REPO]) == 1
