@@ -15,6 +15,8 @@ from bot.workspace import Workspace, WorkspaceError
 logger = logging.getLogger(__name__)
 
 PUSH_ATTEMPTS = 3
+MAX_FILE_BYTES = 50 << 20
+"""Files larger than this are left out (GitHub warns at 50 MiB and refuses 100 MiB)."""
 MAX_SUMMARY_CHARS = 20_000
 INSTRUCTION_FILES = ("AGENTS.md", "CLAUDE.md")
 PROTECTED_NOTE = (
@@ -99,7 +101,7 @@ async def stage(ws: Workspace, request: str) -> tuple[list[str], list[tuple[str,
     names = (await ws.git("diff", "--cached", "--name-only", "-z", "--no-renames", "HEAD")).split("\0")
     staged, left_out = [], []
     for name in filter(None, names):
-        why = protected_reason(name, request)
+        why = protected_reason(name, request) or _too_big(ws, name)
         if why is None:
             staged.append(name)
         else:
@@ -202,6 +204,16 @@ async def ship(
     except GitHubError as e:
         raise ShipError(f"the branch `{thread.branch}` was pushed, but opening the pull request failed: {e}") from None
     return result
+
+
+def _too_big(ws: Workspace, name: str) -> str | None:
+    try:
+        size = (ws.work / name).lstat().st_size
+    except OSError:  # deleted: the deletion ships
+        return None
+    return (
+        f"larger than {MAX_FILE_BYTES >> 20} MiB (GitHub refuses big files in git)" if size > MAX_FILE_BYTES else None
+    )
 
 
 def _title(request: str) -> str:

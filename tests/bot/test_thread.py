@@ -56,7 +56,7 @@ WORK = [
     call("write", path="eval.py", content="print('accuracy', 1.0)\n"),
     call("bash", command="python3 eval.py > result.txt && cat result.txt"),
     call("write", path=".github/workflows/ci.yml", content="on: push\n"),
-    call("bash", command="echo '* @someone' > CODEOWNERS"),
+    call("bash", command="echo '* @someone' > CODEOWNERS && truncate -s 60M big.bin"),
     say("Added eval.py and ran it: accuracy 1.0 (result.txt)."),
 ]
 
@@ -71,6 +71,7 @@ def test_a_mention_ships_a_draft_pr_without_protected_paths(
     assert "accuracy 1.0" in body and "https://github.com/Codertocat/Hello-World/pull/" in body
     assert "- `.github/workflows/ci.yml`: workflows are never shipped (the App has no workflows permission)" in body
     assert "- `CODEOWNERS`: CODEOWNERS decides who reviews" in body
+    assert "- `big.bin`: larger than 50 MiB" in body
     assert "Shipped 2 file(s) to branch ml-intern/1-add-a-baseline-eval-script (a new draft pull request)" in body
     [pull] = github.pulls[REPO]
     branch = pull["head"]["ref"]
