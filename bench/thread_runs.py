@@ -9,6 +9,7 @@ its own thread's checkout, then shipping: a commit, a push over smart HTTP and a
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import secrets
@@ -81,16 +82,20 @@ def rss_mib(pid: int) -> float:
 
 
 class Sampler:
-    """Samples a process's RSS every 20 ms in a thread; `peak` is the largest seen."""
+    """Samples a process's RSS every 20 ms in a thread; `peak` is the largest seen, `active` the most runs at once
+    (from /metrics)."""
 
-    def __init__(self, pid: int) -> None:
-        self.pid, self.peak = pid, 0.0
+    def __init__(self, pid: int, url: str) -> None:
+        self.pid, self.url, self.peak, self.active = pid, url, 0.0, 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         while not self._stop.is_set():
             self.peak = max(self.peak, rss_mib(self.pid))
+            with contextlib.suppress(httpx.HTTPError):
+                metrics = httpx.get(f"{self.url}/metrics", timeout=5).json()
+                self.active = max(self.active, int(metrics["active_runs_here"]))
             self._stop.wait(0.02)
 
     def __enter__(self) -> Sampler:
@@ -109,8 +114,8 @@ def reply(body: dict[str, Any]) -> Any:
     return steps[min(done, len(steps) - 1)]
 
 
-def one_server(n: int, tmp: Path) -> tuple[float, float]:
-    """(idle RSS, peak RSS during `n` concurrent runs) of a fresh `ml-intern serve`, in MiB."""
+def one_server(n: int, tmp: Path) -> tuple[float, float, int]:
+    """(idle RSS, peak RSS during `n` runs, most runs seen at once) of a fresh `ml-intern serve`, in MiB."""
     from agent.llm.server import ScriptedServer
     from bot.webhooks import sign
     from tests.bot.conftest import bare_repo, comment_event, env_for
@@ -128,7 +133,7 @@ def one_server(n: int, tmp: Path) -> tuple[float, float]:
         with process(argv, env, folder) as (url, pid):
             time.sleep(2)
             idle = rss_mib(pid)
-            with Sampler(pid) as sampler:
+            with Sampler(pid, url) as sampler:
                 for i in range(n):
                     body = comment_event("@ml-intern write four small modules", comment_id=50_000 + i, number=1 + i)
                     data = httpx.Request("POST", "/", json=body).read()
@@ -140,7 +145,7 @@ def one_server(n: int, tmp: Path) -> tuple[float, float]:
                     }
                     httpx.post(f"{url}/webhook", content=data, headers=headers, timeout=30).raise_for_status()
                 github.wait_until(lambda: len(github.pulls.get(REPO, [])) == n, 600)
-            return idle, sampler.peak
+            return idle, sampler.peak, sampler.active
 
 
 def measure(tmp: Path) -> list[Result]:
@@ -149,11 +154,21 @@ def measure(tmp: Path) -> list[Result]:
     cli, _ = headless_peak(tmp, 0)
     results = []
     for n in CONCURRENCY:
-        idle, peak = one_server(n, tmp)
+        idle, peak, active = one_server(n, tmp)
         if n == 1:
             results.append(Result(group, "server RSS, idle", idle, "MiB", None, "", None, "after start-up", digits=1))
         results.append(
-            Result(group, f"server peak RSS, {n} concurrent run(s)", peak, "MiB", idle, "idle", None, "", digits=1)
+            Result(
+                group,
+                f"server peak RSS, {n} concurrent run(s)",
+                peak,
+                "MiB",
+                idle,
+                "idle",
+                None,
+                f"at most {active} run(s) seen executing at once",
+                digits=1,
+            )
         )
         results.append(
             Result(

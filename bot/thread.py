@@ -8,24 +8,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from agent.config import AgentConfig
-from agent.env import EnvSnapshot
-from agent.errors import AgentError, ConfigError, SessionError
+from agent.errors import AgentError, SessionError
 from agent.events import Event, EventType, Interrupt, StopReason
 from agent.llm import Model
 from agent.redact import Redactor
 from agent.run import Outcome as AgentOutcome
-from agent.sandbox import LocalSandbox, Sandbox, open_sandbox
+from agent.sandbox import Sandbox
 from agent.session import Session, open_session
-from agent.tools.base import Effect
 from bot import context, overrides
 from bot.auth import AppJWT
+from bot.confine import session_env, thread_policy, thread_sandbox
 from bot.github import GitHub, GitHubError
 from bot.models import Run
 from bot.render import FinalReport
@@ -41,12 +39,6 @@ logger = logging.getLogger(__name__)
 
 THREAD_TOOLS = ["workspace"]
 """The families a thread run offers: files, shell (in the sandbox) and plan."""
-SERVER_VARIABLES = ("GITHUB_APP_", "GITHUB_WEBHOOK_", "DATABASE_URL", "ML_INTERN_", "GITHUB_TOKEN", "GH_TOKEN")
-"""Prefixes of the server's own settings, never given to a session."""
-NO_SANDBOX_WARNING = (
-    "⚠️ This server runs thread commands without a sandbox (sandbox.mode: none in its config): commands "
-    "the agent runs can read what the server's user can read."
-)
 RETRY = "reply `/retry` to run the request again, or mention me in this thread with what to do next."
 INTERRUPT_GRACE = 30.0
 """Seconds an interrupted agent has to end its turn before it is cancelled."""
@@ -141,7 +133,7 @@ class ThreadExecutor:
         settings, problem = overrides.parse(await _read_base(ws, overrides.PATH))
         config = settings.apply(self.config)
         notes = [f"⚠️ {problem}; this run used the server's defaults."] if problem else []
-        sandbox = self._sandbox(config, ws.work, notes)
+        sandbox = thread_sandbox(config, ws.work, self.hidden, notes)
         config = thread_policy(config, sandbox.isolated)
         issue = (await gh.request("GET", f"/repos/{run.repo}/issues/{run.number}", installation=inst)).json()
         comments = await gh.comments(inst, run.repo, run.number)
@@ -215,24 +207,6 @@ class ThreadExecutor:
             thread.branch = f"ml-intern/{run.number}-{slug(run.request)}"
         return thread
 
-    def _sandbox(self, config: AgentConfig, work: Path, notes: list[str]) -> Sandbox:
-        """Bubblewrap, required; `sandbox.mode: none` in the server's config is the only way around it."""
-        if config.sandbox.mode == "none":
-            logger.warning("thread run without a sandbox (sandbox.mode: none)")
-            notes.append(NO_SANDBOX_WARNING)
-            return LocalSandbox()
-        try:
-            sandbox = open_sandbox(
-                config.sandbox.model_copy(update={"mode": "bubblewrap"}), workdir=work, headless=True
-            )
-        except ConfigError as e:
-            raise ConfigError(
-                f"thread runs need the bubblewrap sandbox, and {str(e).split('; or run')[0]}. "
-                "(An operator who accepts the risk can set `sandbox: {mode: none}` in the agent config.)"
-            ) from None
-        sandbox.hide = self.hidden  # type: ignore[attr-defined]
-        return sandbox
-
     async def _session(
         self, config: AgentConfig, ws: Workspace, state: ThreadState, sandbox: Sandbox, run: Run, thread: Thread
     ) -> Session:
@@ -302,19 +276,6 @@ async def _interrupt(agent: Any, runner: asyncio.Future[Any]) -> None:
     await asyncio.gather(runner, return_exceptions=True)
 
 
-def thread_policy(config: AgentConfig, sandboxed: bool) -> AgentConfig:
-    """Edits, commands and network in the sandbox run without asking; spend, publish, destructive and protected
-    effects are asked in the thread. Without a sandbox, commands are asked too."""
-    free = {Effect.WRITE, Effect.NETWORK} | ({Effect.EXECUTE} if sandboxed else set())
-    ask = [e for e in config.approvals.ask if e not in free]
-    for effect in (Effect.SPEND, Effect.PUBLISH, Effect.DESTRUCTIVE, Effect.PROTECTED):
-        if effect not in ask and effect not in config.approvals.deny:
-            ask.append(effect)
-    if not sandboxed and Effect.EXECUTE not in ask:
-        ask.append(Effect.EXECUTE)
-    return config.model_copy(update={"approvals": config.approvals.model_copy(update={"ask": ask})})
-
-
 async def _read_base(ws: Workspace, path: str) -> str | None:
     """A file of the default branch as fetched, or None when it is missing."""
     try:
@@ -323,9 +284,4 @@ async def _read_base(ws: Workspace, path: str) -> str | None:
         return None
 
 
-def session_env() -> EnvSnapshot:
-    """The process environment without the server's own settings (its key, secret, database)."""
-    return EnvSnapshot({k: v for k, v in os.environ.items() if not k.startswith(SERVER_VARIABLES)})
-
-
-__all__ = ["THREAD_TOOLS", "Feedback", "FeedbackFactory", "ThreadExecutor", "session_env", "thread_policy"]
+__all__ = ["THREAD_TOOLS", "Feedback", "FeedbackFactory", "ThreadExecutor"]

@@ -97,3 +97,23 @@ def test_workspace_names_and_slugs() -> None:
             Workspace(Path("/d"), bad, 1)
     assert slug("@ml-intern Add a BASELINE eval script, please!") == "add-a-baseline-eval-script-please"
     assert slug("!!!") == "changes" and len(slug("word " * 50)) <= 40
+
+
+@pytest.mark.parametrize("sandboxed", [True, False])
+def test_the_thread_policy(sandboxed: bool) -> None:
+    from agent.tools.base import Effect
+    from bot.confine import thread_policy
+
+    ask = set(thread_policy(AgentConfig(), sandboxed).approvals.ask)
+    assert {Effect.SPEND, Effect.PUBLISH, Effect.DESTRUCTIVE, Effect.PROTECTED} <= ask
+    assert Effect.WRITE not in ask and (Effect.EXECUTE in ask) is not sandboxed
+
+
+def test_the_session_never_gets_the_servers_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.confine import session_env
+
+    for name in ("GITHUB_APP_PRIVATE_KEY", "GITHUB_WEBHOOK_SECRET", "DATABASE_URL", "ML_INTERN_PUBLIC_URL"):
+        monkeypatch.setenv(name, "x")
+    monkeypatch.setenv("HF_TOKEN", "hf_x")
+    env = session_env()
+    assert "HF_TOKEN" in env and not {k for k in env if k.startswith(("GITHUB_APP", "GITHUB_WEBHOOK", "DATABASE"))}
