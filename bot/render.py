@@ -244,6 +244,8 @@ def _step_line(step: Step, clean: Callable[[str], str], final: bool = False) -> 
         line += f" → {md.inline(clean(step.result), 160)}"
     if step.duration_s is not None:
         line += f" ({fmt.seconds(step.duration_s)})"
+    if step.decision:
+        line += f" · {md.inline(step.decision, 80)}"
     return line
 
 

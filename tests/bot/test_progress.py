@@ -117,6 +117,8 @@ async def test_a_run_on_its_own_loop_edits_through_the_servers_client(github: Fa
 
             async def on_the_run_loop() -> int:
                 progress = await RunProgress.open(s, run, interval=0.0)
+                ready = {"session_id": "sess-1", "model": "m", "tools": [], "resumed": False, "workdir": "w"}
+                progress.on_event(Event(EventType.READY, {**ready, "mcp_failures": {}}))
                 for event in step_events(7):
                     progress.on_event(event)
                 await progress.close(done("from the run loop"))
@@ -128,6 +130,8 @@ async def test_a_run_on_its_own_loop_edits_through_the_servers_client(github: Fa
             await asyncio.to_thread(run_loop.stop)
         comments = github.thread_comments(REPO, 1)
         assert len(comments) == 1 and "from the run loop" in comments[0]["body"] and edits >= 1
+        stored = await s.store.get_run(run.id)
+        assert stored is not None and stored.session_id == "sess-1"  # the run page can find the trace
         assert "/runs/" in comments[0]["body"] and "token=" in comments[0]["body"]
 
 
