@@ -103,6 +103,14 @@ def status(runs: list[Run], me: Identity) -> str:
     return "\n".join(lines)
 
 
+def stale_answer(command: str) -> str:
+    """The reply to `/approve` or `/deny` sent before the card now waiting appeared."""
+    return (
+        f"That `/{command}` answered an earlier card, so it does not apply to the one waiting now. "
+        "Read the progress comment and answer again if you mean it."
+    )
+
+
 def help_text(me: Identity) -> str:
     return HELP.format(mention=me.mention)
 
@@ -317,6 +325,7 @@ __all__ = [
     "outsider",
     "progress",
     "queued",
+    "stale_answer",
     "status",
     "working",
 ]

@@ -5,6 +5,7 @@ only for the current card."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,8 +92,9 @@ class Live:
         self.clock.now += 60
         await self.until(lambda: self.approvals.polls > polls)
 
-    async def command(self, name: str, args: str = "", login: str = MAINTAINER) -> str:
-        r = Request("command", 1, REPO, self.run.number, False, login, Target("issue_comment", 9000), args, name)
+    async def command(self, name: str, args: str = "", login: str = MAINTAINER, at: float = 0.0) -> str:
+        target = Target("issue_comment", 9000)
+        r = Request("command", 1, REPO, self.run.number, False, login, target, args, name, received_at=at)
         return await commands.handle(self.s, r)
 
     def published(self) -> list[str]:
@@ -239,13 +241,17 @@ async def test_a_stale_or_repeated_answer_does_nothing(start: Callable[..., Any]
     first = await live.card()
     assert live.run.comment_id is not None
     github.react_as(live.run.comment_id, MAINTAINER, "+1")
+    sent_for_the_first = time.time()  # a second maintainer's /approve, written while the first card showed
     await live.poll()
     second = await live.until(lambda: live.approvals.pending not in (None, first) and live.approvals.pending)
     await live.card()
     await live.poll()
     await live.poll()  # the 👍 that answered the first card does not answer the second
     assert live.published() == ["alice/a"] and live.approvals.pending == second
-    assert (await live.command("approve")).startswith("approved")
+    assert await live.command("approve", at=sent_for_the_first) == "stale: an earlier card"
+    assert "answered an earlier card" in github.thread_comments(REPO, 1)[-1]["body"]
+    assert live.published() == ["alice/a"] and live.approvals.pending == second
+    assert (await live.command("approve", at=time.time())).startswith("approved")
     await finished(live)
     assert live.published() == ["alice/a", "alice/b"]
     assert await live.command("approve") == "nothing waiting for approval"  # too late: nothing happens
