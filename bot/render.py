@@ -131,6 +131,7 @@ APPROVAL_HELP = (
     "Only people with write access to this repository can answer."
 )
 CONTINUE = "mention `{mention}` in this thread with what to do next; the new run keeps this one's history."
+RETRY = "reply `/retry` to run the request again, or " + CONTINUE
 _STATUS = {
     "queued": ("⏳", "Queued"),
     "running": ("⚙️", "Working"),
@@ -276,7 +277,10 @@ def _summary(view: RunView, report: FinalReport, mention: str, clean: Callable[[
             lines.append(f"- … {len(report.left_out) - LIST_ITEMS} more")
         parts.append("**Left out of the pull request:**\n" + "\n".join(lines))
     parts.extend(md.inline(clean(note), 500) for note in report.notes[:LIST_ITEMS])
-    how = md.inline(clean(report.next_steps), 500) if report.next_steps else CONTINUE.format(mention=mention)
+    again = _final_status(report)[1] in ("Failed", "Interrupted")
+    how = (RETRY if again else CONTINUE).format(mention=mention)
+    if report.next_steps:
+        how = md.inline(clean(report.next_steps), 500)
     parts.append(f"**To continue:** {how}")
     return "\n\n".join(parts)
 
