@@ -9,7 +9,7 @@ import signal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agent.run import FAILED, OK, drain, on_signal, stop
+from agent.run import FAILED, OK, TERMINATED, drain, on_signal, stop
 
 if TYPE_CHECKING:
     from agent.events import Event
@@ -50,6 +50,8 @@ class Chat:
         self._prompt_open = False
         """A prompt is on screen and the cursor is after it."""
         self._interrupting = False
+        self._terminated = False
+        """SIGTERM arrived: the chat ends with exit code 143."""
         self._last_sigint = float("-inf")
         self._runner: asyncio.Task[None] | None = None
 
@@ -76,7 +78,7 @@ class Chat:
             await stop(consumer)
             await stop(self._runner)
         self.ui.info(f"session saved · continue with: ml-intern --resume {self.agent.session_id}")
-        return OK
+        return TERMINATED if self._terminated else OK
 
     async def _converse(self) -> None:
         await self._until("ready", busy=False)
@@ -169,7 +171,7 @@ class Chat:
         the session stays resumable."""
         from agent.events import Interrupt
 
-        self._interrupting = True
+        self._interrupting = self._terminated = True
         self.agent.submit(Interrupt())
         self._quit.set()
         self._wake.set()

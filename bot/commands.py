@@ -57,6 +57,8 @@ async def _decide(s: Services, r: Request, latest: Run | None) -> tuple[str, str
     pending = await s.store.pending_approval(run.id) if run else None
     if run is None or pending is None:
         return "nothing waiting for approval", "Nothing in this thread is waiting for approval."
+    if r.received_at and float(pending["created_at"]) > r.received_at:  # written before this card was shown
+        return "stale: an earlier card", render.stale_answer(r.command)
     approved = r.command == "approve"
     if await s.store.decide_approval(int(pending["id"]), approved, r.requester, r.text):
         s.approvals.wake(run.id)  # the live run submits it now, not at its next poll

@@ -44,6 +44,8 @@ class Request:
     text: str
     """The request (trigger) or the command's arguments."""
     command: str = ""
+    received_at: float = field(default=0.0, compare=False)
+    """When the server received it (0 when not known): a decision applies only to a card already shown then."""
 
 
 @dataclass(slots=True)

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Any, Protocol
 
 from agent.events import Event, EventType
@@ -116,11 +116,13 @@ class RunProgress:
         main = s.loop
         page_url = await on_loop(main, pages.page_link(s, run.id))
         writer = ThreadComment(s, run, main)
+        trace = pages.trace_path(s.data_dir, run) if s.data_dir is not None else None
+        earlier = await asyncio.to_thread(pages.read_events, trace) if trace is not None else []
 
         async def record_session(session_id: str) -> None:
             await on_loop(main, s.store.set_session(run, session_id))
 
-        return cls(
+        progress = cls(
             run,
             writer,
             mention=s.me.mention,
@@ -129,6 +131,15 @@ class RunProgress:
             interval=interval,
             on_session=record_session,
         )
+        progress.restore(earlier, since=run.started_at or 0.0)
+        return progress
+
+    def restore(self, events: Iterable[Event], since: float = 0.0) -> None:
+        """Fold in what this run did before a restart (its session's events since `since`), writing nothing: the
+        plan, the log and a pending card are there again when the resumed session goes on."""
+        for event in events:
+            if event.ts >= since:
+                self.view.apply(event)
 
     def on_event(self, event: Event) -> None:
         """Fold an agent event into the view and schedule an edit (cheap; call it on the run's loop)."""

@@ -103,6 +103,14 @@ def status(runs: list[Run], me: Identity) -> str:
     return "\n".join(lines)
 
 
+def stale_answer(command: str) -> str:
+    """The reply to `/approve` or `/deny` sent before the card now waiting appeared."""
+    return (
+        f"That `/{command}` answered an earlier card, so it does not apply to the one waiting now. "
+        "Read the progress comment and answer again if you mean it."
+    )
+
+
 def help_text(me: Identity) -> str:
     return HELP.format(mention=me.mention)
 
@@ -123,6 +131,7 @@ APPROVAL_HELP = (
     "Only people with write access to this repository can answer."
 )
 CONTINUE = "mention `{mention}` in this thread with what to do next; the new run keeps this one's history."
+RETRY = "reply `/retry` to run the request again, or " + CONTINUE
 _STATUS = {
     "queued": ("⏳", "Queued"),
     "running": ("⚙️", "Working"),
@@ -244,6 +253,8 @@ def _step_line(step: Step, clean: Callable[[str], str], final: bool = False) -> 
         line += f" → {md.inline(clean(step.result), 160)}"
     if step.duration_s is not None:
         line += f" ({fmt.seconds(step.duration_s)})"
+    if step.decision:
+        line += f" · {md.inline(step.decision, 80)}"
     return line
 
 
@@ -266,7 +277,10 @@ def _summary(view: RunView, report: FinalReport, mention: str, clean: Callable[[
             lines.append(f"- … {len(report.left_out) - LIST_ITEMS} more")
         parts.append("**Left out of the pull request:**\n" + "\n".join(lines))
     parts.extend(md.inline(clean(note), 500) for note in report.notes[:LIST_ITEMS])
-    how = md.inline(clean(report.next_steps), 500) if report.next_steps else CONTINUE.format(mention=mention)
+    again = _final_status(report)[1] in ("Failed", "Interrupted")
+    how = (RETRY if again else CONTINUE).format(mention=mention)
+    if report.next_steps:
+        how = md.inline(clean(report.next_steps), 500)
     parts.append(f"**To continue:** {how}")
     return "\n\n".join(parts)
 
@@ -315,6 +329,7 @@ __all__ = [
     "outsider",
     "progress",
     "queued",
+    "stale_answer",
     "status",
     "working",
 ]

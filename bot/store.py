@@ -59,6 +59,7 @@ def _item(row: Row) -> InboxItem:
         target,
         row["text"],
         row["command"],
+        float(row["created_at"]),
     )
     return InboxItem(int(row["id"]), row["delivery_id"], request)
 

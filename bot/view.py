@@ -38,6 +38,8 @@ class Step:
     """running, waiting, denied, done or failed."""
     result: str = ""
     duration_s: float | None = None
+    decision: str = ""
+    """Who let it run, when a person did."""
 
 
 @dataclass
@@ -132,7 +134,7 @@ def _state(v: RunView, e: Event) -> None:
     elif state is ToolState.DENIED:
         step.state, step.result = "denied", f"denied by {d.get('by') or 'policy'}"
     elif state is ToolState.APPROVED and d.get("by") not in (None, "", "policy"):
-        step.state, step.result = "running", f"approved by {d.get('by')}"
+        step.state, step.decision = "running", f"approved by {d.get('by')}"
     elif state is ToolState.RUNNING:
         step.state = "running"
 

@@ -491,6 +491,16 @@ def start_chat(tmp_path: Path, srv: ScriptedServer, work: Path, first: str, *arg
     return proc
 
 
+def test_sigterm_in_a_chat_interrupts_the_turn_saves_the_session_and_exits_143(tmp_path: Path, work: Path) -> None:
+    with ScriptedServer([{"fault": "hang", "seconds": 60}]) as srv:
+        proc = start_chat(tmp_path, srv, work, "wait forever")
+        _wait_for_request(srv, proc)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert "interrupted" in out and "continue with: ml-intern --resume" in out
+
+
 def test_ctrl_c_in_a_chat_interrupts_the_turn_not_the_program(tmp_path: Path, work: Path) -> None:
     with ScriptedServer([{"fault": "hang", "seconds": 60}, say("Still here.")]) as srv:
         proc = start_chat(tmp_path, srv, work, "wait forever")

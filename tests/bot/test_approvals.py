@@ -5,6 +5,7 @@ only for the current card."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +18,7 @@ from agent.config import load_config
 from agent.events import Event, EventType, Shutdown, UserInput
 from agent.llm.scripted import ScriptedModel, Turn, call, say
 from agent.loop import Agent
-from agent.run import stop
+from agent.run import run_task, stop
 from agent.sandbox import LocalSandbox
 from agent.session import open_session
 from agent.tools.base import Effect, ToolContext, tool
@@ -28,6 +29,7 @@ from bot.github import Target
 from bot.models import Request, Run
 from bot.progress import RunProgress, ThreadComment
 from bot.render import FinalReport
+from bot.runloop import RunLoop
 from bot.services import Services
 from tests.bot.conftest import MAINTAINER, REPO
 from tests.bot.fake_github import FakeGitHub
@@ -90,8 +92,9 @@ class Live:
         self.clock.now += 60
         await self.until(lambda: self.approvals.polls > polls)
 
-    async def command(self, name: str, args: str = "", login: str = MAINTAINER) -> str:
-        r = Request("command", 1, REPO, self.run.number, False, login, Target("issue_comment", 9000), args, name)
+    async def command(self, name: str, args: str = "", login: str = MAINTAINER, at: float = 0.0) -> str:
+        target = Target("issue_comment", 9000)
+        r = Request("command", 1, REPO, self.run.number, False, login, target, args, name, received_at=at)
         return await commands.handle(self.s, r)
 
     def published(self) -> list[str]:
@@ -238,13 +241,17 @@ async def test_a_stale_or_repeated_answer_does_nothing(start: Callable[..., Any]
     first = await live.card()
     assert live.run.comment_id is not None
     github.react_as(live.run.comment_id, MAINTAINER, "+1")
+    sent_for_the_first = time.time()  # a second maintainer's /approve, written while the first card showed
     await live.poll()
     second = await live.until(lambda: live.approvals.pending not in (None, first) and live.approvals.pending)
     await live.card()
     await live.poll()
     await live.poll()  # the 👍 that answered the first card does not answer the second
     assert live.published() == ["alice/a"] and live.approvals.pending == second
-    assert (await live.command("approve")).startswith("approved")
+    assert await live.command("approve", at=sent_for_the_first) == "stale: an earlier card"
+    assert "answered an earlier card" in github.thread_comments(REPO, 1)[-1]["body"]
+    assert live.published() == ["alice/a"] and live.approvals.pending == second
+    assert (await live.command("approve", at=time.time())).startswith("approved")
     await finished(live)
     assert live.published() == ["alice/a", "alice/b"]
     assert await live.command("approve") == "nothing waiting for approval"  # too late: nothing happens
@@ -267,3 +274,48 @@ async def test_a_pending_approval_survives_a_restart(start: Callable[..., Any], 
     assert again.published() == ["alice/distilbert-imdb"]
     restored = [e for e in again.events if e.type is EventType.APPROVAL_REQUIRED]
     assert [e.data["call_id"] for e in restored] == [call_id]  # the card was live again, then answered
+
+
+async def test_a_run_on_its_own_loop_is_woken_by_a_command_on_the_servers_loop(
+    github: FakeGitHub, app_key: Key, tmp_path: Path
+) -> None:
+    """As in the server: the agent, its comment and its watcher on the run loop; `/approve` on the main loop."""
+    async with services(github, app_key[1], tmp_path) as s:
+        run = await started_run(s)
+        run_loop = RunLoop()
+
+        async def thread_run() -> str:
+            session = await open_session(
+                load_config(use_user_file=False),
+                workdir=tmp_path,
+                headless=False,
+                model=ScriptedModel(PUBLISH),
+                home=tmp_path / "home",
+                families=[Family("pub", (publish,))],
+                sandbox=LocalSandbox(),
+            )
+            agent = Agent(session)
+            progress = await RunProgress.open(s, run, interval=0.0)
+            approvals = ThreadApprovals(s, run)  # real sleeps: the command must wake it, not a poll
+            watcher = asyncio.create_task(approvals.run(agent))
+            try:
+                outcome = await run_task(agent, "go", lambda e: (progress.on_event(e), approvals.on_event(e)))
+                await progress.close(FinalReport(outcome))
+            finally:
+                watcher.cancel()
+                await session.close()
+            return outcome.final
+
+        try:
+            running = asyncio.ensure_future(run_loop.run(thread_run()))
+            while (await s.store.pending_approval(run.id)) is None:  # noqa: ASYNC110 - set from the run loop
+                await asyncio.sleep(0.005)
+            r = Request("command", 1, REPO, 1, False, MAINTAINER, Target("issue_comment", 9001), "", "approve")
+            assert (await commands.handle(s, r)).startswith("approved")
+            assert await asyncio.wait_for(running, 20) == "Published."
+        finally:
+            await asyncio.to_thread(run_loop.stop)
+        body = github.thread_comments(REPO, 1)[0]["body"]
+        assert body.startswith("✅ **Done**") and "approved by Codertocat" in body
+        assert (tmp_path / "published.txt").read_text().split() == ["alice/distilbert-imdb"]
+        assert github.count("GET", "/reactions$") == 0

@@ -117,6 +117,8 @@ async def test_a_run_on_its_own_loop_edits_through_the_servers_client(github: Fa
 
             async def on_the_run_loop() -> int:
                 progress = await RunProgress.open(s, run, interval=0.0)
+                ready = {"session_id": "sess-1", "model": "m", "tools": [], "resumed": False, "workdir": "w"}
+                progress.on_event(Event(EventType.READY, {**ready, "mcp_failures": {}}))
                 for event in step_events(7):
                     progress.on_event(event)
                 await progress.close(done("from the run loop"))
@@ -128,6 +130,8 @@ async def test_a_run_on_its_own_loop_edits_through_the_servers_client(github: Fa
             await asyncio.to_thread(run_loop.stop)
         comments = github.thread_comments(REPO, 1)
         assert len(comments) == 1 and "from the run loop" in comments[0]["body"] and edits >= 1
+        stored = await s.store.get_run(run.id)
+        assert stored is not None and stored.session_id == "sess-1"  # the run page can find the trace
         assert "/runs/" in comments[0]["body"] and "token=" in comments[0]["body"]
 
 
@@ -164,4 +168,34 @@ async def test_an_old_run_edits_less_often_but_a_card_shows_at_once(github: Fake
         )
         await settle(progress)
         assert progress.edits == 2 and "Approval needed" in github.thread_comments(REPO, 1)[0]["body"]
+        await progress.close(done())
+
+
+async def test_a_resumed_run_shows_what_it_did_before_the_restart(github: FakeGitHub, app_key: Key, tmp_path: Path):
+    from agent.trace import TraceWriter, session_dir
+
+    async with services(github, app_key[1], tmp_path) as s:
+        s.data_dir = tmp_path / "data"
+        run = await started_run(s)
+        assert run.started_at is not None
+        run.session_id = "sess-2"
+        trace = TraceWriter(session_dir("sess-2", s.data_dir) / "trace.jsonl")
+        earlier = Event(EventType.TOOL_CALL, {"call_id": "old", "name": "bash", "arguments": {}, "summary": "old run"})
+        earlier.ts = run.started_at - 100  # a previous run of the same thread's session
+        trace.event(earlier)
+        plan = [{"content": "publish the model", "status": "in_progress"}]
+        for e in [Event(EventType.PLAN_UPDATED, {"plan": plan}), *step_events(3)]:
+            trace.event(e)
+        card = {"call_id": "c9", "name": "publish", "summary": "alice/model", "reason": "publish needs approval"}
+        trace.event(
+            Event(EventType.APPROVAL_REQUIRED, {**card, "effects": ["publish"], "arguments": {}, "cost_usd": 1.0})
+        )
+        trace.close()
+        progress = await RunProgress.open(s, run, interval=0.0)
+        assert github.count("PATCH") == 0  # restoring writes nothing
+        progress.on_event(Event(EventType.PROCESSING, {}))  # the resumed session goes on
+        await settle(progress)
+        body = github.thread_comments(REPO, 1)[0]["body"]
+        assert "✋ **Waiting for approval**" in body and "Approval needed:** `publish` alice/model" in body
+        assert "publish the model** (in progress)" in body and "ok 3" in body and "old run" not in body
         await progress.close(done())

@@ -140,6 +140,8 @@ def test_waiting_for_approval() -> None:
     golden("waiting_approval", body)
     feed(view, ev(EventType.TOOL_STATE_CHANGE, 11, call_id="c4", name="hf_job", state="approved", by="bob"))
     assert view.card is not None and view.card.call_id == "c5"  # the next card becomes the current one
+    body = render.progress(view, T0 + 81)
+    assert "`hf_job` train on a10g-small, 2 h · approved by bob" in body and "`hub_push` alice/" in body
 
 
 def outcome(reason: StopReason, final: str) -> Outcome:
