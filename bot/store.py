@@ -243,6 +243,14 @@ class Store(Records):
             )
         return changed == 1
 
+    async def requeue_waiting(self, run_id: int) -> bool:
+        """Queue a run that was waiting for approval again (its process is stopping); False if it was not waiting."""
+        async with self.db.transaction() as tx:
+            changed = await tx.execute(
+                "UPDATE runs SET state = 'queued', worker = NULL WHERE id = ? AND state = 'waiting_approval'", (run_id,)
+            )
+        return changed == 1
+
     async def cancel_thread(self, repo: str, number: int) -> tuple[list[Run], list[Run]]:
         """Cancel the thread's queued runs and ask its active ones to stop: (cancelled, asked to stop)."""
         return await self._cancel("repo = ? AND number = ?", (repo, number))

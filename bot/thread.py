@@ -144,7 +144,8 @@ class ThreadExecutor:
         before = session.budget.spent
         limit = min(x for x in (config.budget_usd, allowance, float("inf")) if x is not None)
         session.budget.limit_usd = None if limit == float("inf") else before + limit
-        task = None if session.pending_approvals else prompt  # a restart while waiting: resume, do not re-ask
+        resuming = bool(session.pending_approvals) and run.attempts > 1  # this run, stopped while it waited
+        task = None if resuming else prompt
         try:
             outcome, errors = await self._drive(session, task, run, live)
         finally:
@@ -242,10 +243,15 @@ class ThreadExecutor:
         from agent.run import run_task
 
         errors: list[str] = []
+        waiting: set[str] = set()
 
         def on_event(event: Event) -> None:
             if event.type is EventType.ERROR:
                 errors.append(str(event.data.get("message") or ""))
+            elif event.type is EventType.APPROVAL_REQUIRED:
+                waiting.add(str(event.data.get("call_id")))
+            elif event.type is EventType.TOOL_STATE_CHANGE and event.data.get("state") in ("approved", "denied"):
+                waiting.discard(str(event.data.get("call_id")))
             if live is not None:
                 live.on_event(event)
 
@@ -258,8 +264,12 @@ class ThreadExecutor:
         except TimeoutError:
             await _interrupt(agent, runner)
             raise ShipError(f"the run took longer than {self.timeout:.0f} s; nothing was shipped") from None
-        except asyncio.CancelledError:  # /stop or shutdown: the agent ends its turn (tools and all) and says so
-            await _interrupt(agent, runner)
+        except asyncio.CancelledError:
+            if waiting:  # the turn is cut with its pending calls kept, so a later claim resumes it
+                runner.cancel()
+                await asyncio.gather(runner, return_exceptions=True)
+            else:  # /stop or shutdown mid-step: the agent ends its turn (tools and all) and says so
+                await _interrupt(agent, runner)
             raise
         finally:
             if watcher is not None:

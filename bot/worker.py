@@ -161,6 +161,8 @@ class Worker:
         except asyncio.CancelledError:
             if run.id in self._stopping:
                 await self._end(run, "cancelled", render.cancelled(run, "with /stop", self.s.public_url))
+            elif await self.s.store.requeue_waiting(run.id):  # resumes, card and all, at the next claim
+                logger.info("run %s was waiting for approval: queued again", run.id, extra=log)
             else:
                 await self._end(run, "interrupted", render.interrupted(run, self.s.public_url))
         except Exception as e:

@@ -362,3 +362,34 @@ def test_git_asks_for_a_fresh_token_near_expiry(github: FakeGitHub, serve: Calla
     assert git_auth == {"Basic"}
     assert len(github.tokens) >= 4  # the acknowledgement, the fetch, the push and the PR each had a fresh token
     assert len(github.pulls[REPO]) == 1
+
+
+def test_a_clean_restart_while_waiting_for_approval_resumes_the_card(
+    github: FakeGitHub, serve: Callable[..., Server]
+) -> None:
+    requests: list[int] = []
+
+    def factory() -> Model:
+        model = runs(GATED)()
+        assert isinstance(model, ScriptedModel)
+        requests.append(0)
+        return model
+
+    first = serve(factory)
+    mention(first, "tune our ml-intern settings and add an eval script")
+    _card(github)
+    github.wait_until(lambda: first.get("/metrics").json()["runs"] == {"waiting_approval": 1})
+    first.stop()
+    assert not any(c["body"].startswith("⚠️") for c in github.thread_comments(REPO, 1))
+    edits = github.count("PATCH", r"/issues/comments/")
+    second = serve(factory)
+    github.wait_until(lambda: github.count("PATCH", r"/issues/comments/") > edits, 60)
+    github.wait_until(lambda: second.get("/metrics").json()["runs"] == {"waiting_approval": 1}, 60)
+    assert srv_ok(second.deliver("issue_comment", comment_event("/approve", comment_id=903)))
+    body = final_comment(github)
+    assert body.startswith("✅ **Done**") and "after the approval" in body, body
+    assert len(github.pulls[REPO]) == 1
+
+
+def srv_ok(response: Any) -> bool:
+    return bool(response.status_code == 202)
