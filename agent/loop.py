@@ -78,10 +78,9 @@ def cut_call_note(output: list[str]) -> str:
     )
 
 
-def unique_call_ids(calls: list[ToolCall], history: list[Message]) -> list[ToolCall]:
-    """The calls with ids that are present and unique in the session: approvals, results and providers all pair
-    a call with its result by id, so a repeated or missing id gets a fresh one."""
-    seen = {c.id for m in history for c in m.tool_calls}
+def unique_call_ids(calls: list[ToolCall], seen: set[str]) -> list[ToolCall]:
+    """The calls with ids that are present and unique in the session (`seen`, updated): approvals, results and
+    providers all pair a call with its result by id, so a repeated or missing id gets a fresh one."""
     out = []
     for i, c in enumerate(calls):
         if not c.id or c.id in seen:
@@ -104,6 +103,8 @@ class Agent:
         self._expected: set[str] = set()
         """Calls restored waiting for approval and not asked again yet: an answer for them is kept."""
         self._early: dict[str, Approval] = {}
+        self._seen_ids: set[str] | None = None
+        """Every tool-call id of the session so far (built from the history once, then kept up to date)."""
         self._known: tuple[int, int] = (0, 0)  # (tokens, message count) reported by the last model call
         self._suspending = False
 
@@ -273,7 +274,7 @@ class Agent:
                 await self._maybe_compact()
                 response = await self._call_model()
                 t.iterations += 1
-                calls = unique_call_ids(response.message.tool_calls, s.messages)
+                calls = unique_call_ids(response.message.tool_calls, self._call_ids())
                 message = s.add(replace(response.message, tool_calls=calls))
                 self.emit(
                     EventType.ASSISTANT_MESSAGE,
@@ -288,6 +289,11 @@ class Agent:
         except _Stop as stop:
             stop.iterations = t.iterations
             raise
+
+    def _call_ids(self) -> set[str]:
+        if self._seen_ids is None:
+            self._seen_ids = {c.id for m in self.session.messages for c in m.tool_calls}
+        return self._seen_ids
 
     def _empty_answer(self, t: _Turn) -> None:
         """An answer with neither text nor calls: ask once for a real one, then stop with an error."""
