@@ -88,7 +88,8 @@ async def start_agent(tmp_path: Path) -> AsyncIterator[Start]:
         families: list[Family] | None = None,
         **config: Any,
     ) -> Harness:
-        data: dict[str, Any] = dict(config)
+        # commands run locally, headless included: these are tests of the loop (the sandbox has its own tests)
+        data: dict[str, Any] = deep_merge({"sandbox": {"mode": "none", "allow_unsandboxed": True}}, dict(config))
         for o in overrides:
             data = deep_merge(data, parse_override(o))
         cfg = load_config(overrides=data, use_user_file=False)

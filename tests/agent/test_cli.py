@@ -446,6 +446,20 @@ def test_ctrl_c_in_headless_interrupts_and_exits_130(tmp_path: Path, work: Path)
     assert "interrupted" in err
 
 
+def _ends(pid: int, within: float = 30) -> bool:
+    """Whether `pid` is gone (or a zombie waiting to be reaped) before `within` seconds pass."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            return True
+        if state == "Z":
+            return True
+        time.sleep(0.05)
+    return False
+
+
 def test_sigterm_kills_the_command_closes_the_turn_and_exits_143(tmp_path: Path, work: Path) -> None:
     marker = work / "sleeper.pid"
     command = f"sleep 120 & echo $! > {marker.name}; wait"
@@ -458,7 +472,9 @@ def test_sigterm_kills_the_command_closes_the_turn_and_exits_143(tmp_path: Path,
             env=cli_env(tmp_path),
         )
         deadline = time.monotonic() + 60
-        while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
+        while proc.poll() is None and time.monotonic() < deadline:  # the shell creates the file, then writes it
+            if marker.exists() and marker.read_text().endswith("\n"):
+                break
             time.sleep(0.05)
         sleeper = int(marker.read_text())
         proc.send_signal(signal.SIGTERM)  # what CI, systemd, docker and Actions send on cancel
@@ -467,8 +483,7 @@ def test_sigterm_kills_the_command_closes_the_turn_and_exits_143(tmp_path: Path,
     events = _json_lines(out)
     assert events[-2]["type"] == "turn_complete" and events[-2]["data"]["stop_reason"] == "interrupted"
     assert events[-1]["type"] == "shutdown"
-    with pytest.raises(ProcessLookupError):  # the command's process group went with the turn
-        os.kill(sleeper, 0)
+    assert _ends(sleeper), "the command's process group outlived the turn"
     session = next(e["data"]["session_id"] for e in events if e["type"] == "ready")
     trace = (tmp_path / "home" / "sessions" / session / "trace.jsonl").read_text()
     assert '"stop_reason":"interrupted"' in trace

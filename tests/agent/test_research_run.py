@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -102,6 +103,8 @@ def test_a_research_run_finds_checks_reads_writes_and_runs_on_ten_rows(tmp_path:
             HF_DATASETS_SERVER_URL=hf.url,
         )
         args = ["--model", "scripted", "--base-url", llm.base_url, "--workdir", str(work), "--no-stream"]
+        if shutil.which("bwrap") is None:  # the script runs in the sandbox where there is one, else locally
+            args += ["--no-sandbox", "-c", "sandbox.allow_unsandboxed=true"]
         task = "find a small sentiment dataset and a strong small model for it, check the dataset's splits and labels, "
         task += "read the transformers docs for the trainer, write a training script and test it on ten rows"
         result = subprocess.run(

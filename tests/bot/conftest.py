@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import secrets
+import shutil
 import subprocess
 import threading
 import uuid
@@ -245,6 +246,8 @@ class Server:
 @pytest.fixture
 def serve(settings: Settings, tmp_path: Path) -> Iterator[Callable[..., Server]]:
     """`serve(model_factory=..., settings=...)`: start the real server; stopped at the end of the test."""
+    if shutil.which("bwrap") is None:
+        pytest.skip("runs execute in the bubblewrap sandbox: apt-get install bubblewrap (.ci/run installs it)")
     servers: list[Server] = []
 
     def start(model_factory: Callable[[], Model] | None = None, **kw: Any) -> Server:

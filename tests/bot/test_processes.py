@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import signal
 import sqlite3
 import threading
@@ -18,7 +19,10 @@ from tests.bot.conftest import REPO, comment_event, env_for, post_delivery
 from tests.bot.fake_github import SLUG, FakeGitHub
 from tests.bot.proc import ServerProcess, server_env
 
-pytestmark = pytest.mark.slow
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(shutil.which("bwrap") is None, reason="runs execute in bubblewrap (.ci/run installs it)"),
+]
 
 
 def model_args(srv: ScriptedServer) -> list[str]:
