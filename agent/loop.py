@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from agent.approvals import Budget
+from agent.calls import Approvals, cut_call_note, unique_call_ids
 from agent.context import close_dangling_tool_calls, compact, should_compact, undo_last_turn
 from agent.doom_loop import GUARD_KIND, DoomLoop, detect, since_last_guard
 from agent.errors import AgentError, ContextOverflowError, LLMError
@@ -29,8 +30,6 @@ from agent.execute import Executor
 from agent.llm.tokens import estimate_tokens
 from agent.messages import Message, MessageKind, ModelResponse, ToolCall, Usage
 from agent.payloads import (
-    ApprovalIgnored,
-    ApprovalRequired,
     AssistantMessage,
     Compacted,
     DoomLoopData,
@@ -44,7 +43,6 @@ from agent.payloads import (
 )
 from agent.redact import StreamRedactor
 from agent.session import Session
-from agent.tools.base import Effect, Tool
 
 logger = logging.getLogger(__name__)
 
@@ -68,28 +66,6 @@ class _Turn:
 EMPTY_NUDGE = "Your last answer was empty. Continue the task, or give your final answer."
 
 
-def cut_call_note(output: list[str]) -> str:
-    """What the model is told of a call that was running when the process stopped (crash, kill)."""
-    seen = "\n".join(output) if output else "(none)"
-    return (
-        "State unknown: the session stopped (killed or crashed) while this call was running. It may have finished, "
-        "partly run, or still be running; its effects are not known. Check them (files, processes, pushes, jobs) "
-        f"before repeating it.\nLast output seen:\n{seen}"
-    )
-
-
-def unique_call_ids(calls: list[ToolCall], seen: set[str]) -> list[ToolCall]:
-    """The calls with ids that are present and unique in the session (`seen`, updated): approvals, results and
-    providers all pair a call with its result by id, so a repeated or missing id gets a fresh one."""
-    out = []
-    for i, c in enumerate(calls):
-        if not c.id or c.id in seen:
-            c = replace(c, id=f"{c.id or 'call'}~{len(seen)}-{i}")
-        seen.add(c.id)
-        out.append(c)
-    return out
-
-
 class Agent:
     """Runs one session: `submit()` operations, read `events()`, drive with `run()`."""
 
@@ -99,10 +75,7 @@ class Agent:
         self._events: asyncio.Queue[Event] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._backlog: deque[Operation] = deque()
-        self._waiting: dict[str, asyncio.Future[Approval]] = {}
-        self._expected: set[str] = set()
-        """Calls restored waiting for approval and not asked again yet: an answer for them is kept."""
-        self._early: dict[str, Approval] = {}
+        self._approvals = Approvals(self.emit, headless=session.headless)
         self._seen_ids: set[str] | None = None
         """Every tool-call id of the session so far (built from the history once, then kept up to date)."""
         self._known: tuple[int, int] = (0, 0)  # (tokens, message count) reported by the last model call
@@ -188,7 +161,7 @@ class Agent:
             if self._task is not None and self.busy:
                 self._task.cancel()
         elif isinstance(op, Approval):
-            self._resolve(op)
+            self._approvals.resolve(op)
         elif self.busy:
             self._backlog.append(op)
         elif isinstance(op, UserInput):
@@ -337,7 +310,7 @@ class Agent:
                 StopReason.DOOM_LOOP,
                 f"Stopped: the agent kept repeating itself after a warning ({t.guard.description}).",
             )
-        await Executor(s, self.emit, self._ask, frozenset(self._expected)).run(calls)
+        await Executor(s, self.emit, self._approvals.ask, self._approvals.expected).run(calls)
         found = detect(s.messages, since=since_last_guard(s.messages))
         if found is None:
             return
@@ -436,58 +409,6 @@ class Agent:
             ),
         )
 
-    # ---- approvals ----------------------------------------------------------------------------
-
-    async def _ask(
-        self,
-        call: ToolCall,
-        tool: Tool,
-        args: dict[str, Any],
-        reason: str,
-        cost: float | None,
-        effects: frozenset[Effect],
-    ) -> Approval:
-        future: asyncio.Future[Approval] = asyncio.get_running_loop().create_future()
-        self._waiting[call.id] = future
-        self.emit(
-            EventType.APPROVAL_REQUIRED,
-            ApprovalRequired(
-                call_id=call.id,
-                name=tool.name,
-                summary=tool.describe_call(args),
-                reason=reason,
-                effects=sorted(str(e) for e in effects),
-                arguments=args,
-                cost_usd=cost,
-            ),
-        )
-        self._expected.discard(call.id)
-        if (early := self._early.pop(call.id, None)) is not None:
-            return early
-        if self.session.headless:  # only a call restored waiting for a person gets here: nobody can answer
-            return Approval(
-                call.id,
-                approved=False,
-                feedback="this call was waiting for a person's approval when the session stopped, and this resumed "
-                "run is headless, so nobody can approve it; do not repeat it, and say in your answer that it needs "
-                "approval (resume the session interactively, or submit an approval for this call id)",
-                approver="headless resume",
-            )
-        try:
-            return await future
-        finally:
-            self._waiting.pop(call.id, None)
-
-    def _resolve(self, op: Approval) -> None:
-        future = self._waiting.get(op.call_id)
-        if future is not None and not future.done():
-            future.set_result(op)
-        elif op.call_id in self._expected:  # a resumed session, answered before its call is asked again
-            self._early[op.call_id] = op
-        else:  # answered already, or never asked (a stale `/approve` in a thread): nothing to do
-            waiting = sorted(self._waiting)
-            self.emit(EventType.APPROVAL_IGNORED, ApprovalIgnored(call_id=op.call_id, waiting=waiting))
-
     def _resume_pending(self) -> None:
         """A restarted session continues the turn that was waiting for approvals or cut by a crash."""
         s = self.session
@@ -495,7 +416,7 @@ class Agent:
         if not calls:
             return
         waiting = {str(a.get("call_id")) for a in s.pending_approvals}
-        self._expected = {c.id for c in calls if c.id in waiting}
+        self._approvals.expect({c.id for c in calls if c.id in waiting})
         self._take_early_answers()
         rerun = [c for c in calls if c.id in waiting]
         for c in calls:
@@ -513,7 +434,7 @@ class Agent:
             queued.append(self._ops.get_nowait())
         for op in queued:
             if isinstance(op, Approval):
-                self._resolve(op)
+                self._approvals.resolve(op)
             else:
                 self._ops.put_nowait(op)
 
