@@ -89,6 +89,16 @@ def _turn(item: Item) -> Turn:
     return Turn.from_dict(item)
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """A client that hangs up mid-request (a test of a size limit or a timeout) is normal here, not a traceback."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            logger.debug("client %s hung up", client_address)
+            return
+        super().handle_error(request, client_address)
+
+
 class ScriptedServer:
     """Answers POST /v1/chat/completions from `script`, one item per request; GET /v1/models lists one model.
 
@@ -137,7 +147,7 @@ class ScriptedServer:
 
     def start(self) -> ScriptedServer:
         handler = type("Handler", (_Handler,), {"server_state": self})
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", self._port), handler)
+        self._httpd = _QuietServer(("127.0.0.1", self._port), handler)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, args=(0.05,), name="scripted-llm", daemon=True
