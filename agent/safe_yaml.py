@@ -39,7 +39,7 @@ class _Loader(yaml.SafeLoader):
 
 
 class _TooDeep(Exception):
-    pass
+    """Nesting past the limit, raised from inside the parser and turned into a ConfigError."""
 
 
 def load_yaml(text: str, source: str, *, quote: bool = False) -> Any:

@@ -27,7 +27,7 @@ if str(ROOT) not in sys.path:
 import httpx  # noqa: E402
 
 from bench.common import Result, bench_env, median  # noqa: E402
-from bench.report import markdown_table  # noqa: E402
+from bench.report import markdown_table, write_section  # noqa: E402
 
 DOC = ROOT / "docs" / "benchmarks.md"
 START, END = "<!-- bot-bench:start -->", "<!-- bot-bench:end -->"
@@ -308,12 +308,7 @@ def write_docs(results: list[Result], quick: bool, seconds: float, load: tuple[f
             END,
         ]
     )
-    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    if START in text:
-        text = re.sub(re.escape(START) + ".*?" + re.escape(END), lambda _: block, text, flags=re.S)
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    DOC.write_text(text)
+    write_section(DOC, START, END, block)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -172,6 +172,17 @@ httpx draining the same stream from the same server.
 """
 
 
+def write_section(doc: Path, start: str, end: str, block: str) -> None:
+    """Put `block` (which begins with `start` and ends with `end`) in `doc`, in place of the section it replaces,
+    or at the end the first time."""
+    text = doc.read_text() if doc.exists() else "# Benchmarks\n"
+    if start in text:
+        text = re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _: block, text, flags=re.S)
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    doc.write_text(text)
+
+
 def markdown(results: list[Result], setting: Setting, spots: list[HotSpot], old: str | None) -> str:
     """The whole of docs/benchmarks.md; a findings block of an earlier version is kept."""
     found = FINDINGS.search(old) if old else None

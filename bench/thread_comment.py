@@ -28,6 +28,7 @@ if str(ROOT) not in sys.path:
 
 from agent.tools.base import Effect, ToolContext, tool  # noqa: E402
 from bench.common import Result  # noqa: E402
+from bench.report import write_section  # noqa: E402
 
 DOC = ROOT / "docs" / "benchmarks.md"
 START, END = "<!-- comment-bench:start -->", "<!-- comment-bench:end -->"
@@ -283,12 +284,7 @@ def write_docs(results: list[Result], data: dict[str, Any]) -> None:
             END,
         ]
     )
-    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    if START in text:
-        text = re.sub(re.escape(START) + ".*?" + re.escape(END), lambda _: block, text, flags=re.S)
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    DOC.write_text(text)
+    write_section(DOC, START, END, block)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import re
 import secrets
 import socket
 import subprocess
@@ -32,6 +31,7 @@ import httpx  # noqa: E402
 
 from bench.common import Result, bench_env  # noqa: E402
 from bench.memory import headless_peak, headless_script  # noqa: E402
+from bench.report import write_section  # noqa: E402
 
 DOC = ROOT / "docs" / "benchmarks.md"
 START, END = "<!-- thread-bench:start -->", "<!-- thread-bench:end -->"
@@ -205,12 +205,7 @@ def write_docs(results: list[Result], seconds: float) -> None:
             END,
         ]
     )
-    text = DOC.read_text()
-    if START in text:
-        text = re.sub(re.escape(START) + ".*?" + re.escape(END), lambda _: block, text, flags=re.S)
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    DOC.write_text(text)
+    write_section(DOC, START, END, block)
 
 
 def main(argv: list[str] | None = None) -> int:
